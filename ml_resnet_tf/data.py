@@ -1,0 +1,205 @@
+"""CIFAR-10, CIFAR-100 and STL-10: loading and the ``tf.data`` input pipeline (Appendix A).
+
+Images are loaded once into memory as uint8 arrays (the largest, STL-10's test
+set, is 221 MB), either through ``tensorflow_datasets`` or, on machines without
+internet, from the datasets' standard binary layouts in ``--data_dir``.
+
+The training pipeline is a pure function of ``(seed, epoch, image index)``: the
+epoch's order and every crop and flip come from stateless random ops. A run that
+resumes at epoch ``e`` therefore sees exactly the batches an uninterrupted run
+would, and parallel augmentation stays deterministic.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow as tf
+from absl import logging as absl_logging
+
+
+class DataError(Exception):
+    """A dataset cannot be found or read; the message says how to provide it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """What the paper fixes per dataset (Appendix A, Section 5.2)."""
+
+    name: str
+    title: str
+    num_classes: int
+    image_shape: tuple
+    pad: int  # zeros padded on each side before the random crop
+    batch_size: int
+    offline_dir: str  # the standard binary layout's folder
+    offline_hint: str
+
+
+DATASETS = {
+    "cifar10": DatasetSpec("cifar10", "CIFAR-10", 10, (32, 32, 3), 4, 100, "cifar-10-batches-bin",
+                           "cifar-10-binary.tar.gz (https://www.cs.toronto.edu/~kriz/cifar.html)"),
+    "cifar100": DatasetSpec("cifar100", "CIFAR-100", 100, (32, 32, 3), 4, 100, "cifar-100-binary",
+                            "cifar-100-binary.tar.gz (https://www.cs.toronto.edu/~kriz/cifar.html)"),
+    "stl10": DatasetSpec("stl10", "STL-10", 10, (96, 96, 3), 12, 32, "stl10_binary",
+                         "stl10_binary.tar.gz (https://cs.stanford.edu/~acoates/stl10/)"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageData:
+    """A dataset in memory: uint8 NHWC images and int32 labels."""
+
+    spec: DatasetSpec
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    source: str
+
+
+def _read_records(path, header, image_bytes):
+    """Fixed-length records of ``header`` label bytes then one CHW image."""
+    if not os.path.isfile(path):
+        raise DataError(f"missing {path}")
+    raw = np.fromfile(path, dtype=np.uint8)
+    record = header + image_bytes
+    if raw.size == 0 or raw.size % record:
+        raise DataError(f"{path} is truncated or not a {record}-byte-record file ({raw.size} bytes)")
+    raw = raw.reshape(-1, record)
+    return raw[:, :header], raw[:, header:]
+
+
+def _read_cifar(folder, files, header):
+    labels, images = zip(*(_read_records(os.path.join(folder, f), header, 3072) for f in files))
+    images = np.concatenate(images).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(images), np.concatenate(labels)[:, -1].astype(np.int32)
+
+
+def _read_stl10(folder, split):
+    _, images = _read_records(os.path.join(folder, f"{split}_X.bin"), 0, 3 * 96 * 96)
+    labels = np.fromfile(os.path.join(folder, f"{split}_y.bin"), dtype=np.uint8) \
+        if os.path.isfile(os.path.join(folder, f"{split}_y.bin")) else None
+    if labels is None or len(labels) != len(images):
+        raise DataError(f"{folder}/{split}_y.bin is missing or does not match {split}_X.bin")
+    # STL-10 stores each image column-major: (3, 96, 96) with x before y.
+    images = images.reshape(-1, 3, 96, 96).transpose(0, 3, 2, 1)
+    return np.ascontiguousarray(images), labels.astype(np.int32) - 1
+
+
+def _read_offline(spec, folder):
+    """The standard binary layouts: cifar-10-batches-bin, cifar-100-binary, stl10_binary."""
+    if spec.name == "cifar10":
+        train = _read_cifar(folder, [f"data_batch_{i}.bin" for i in range(1, 6)], 1)
+        test = _read_cifar(folder, ["test_batch.bin"], 1)
+    elif spec.name == "cifar100":
+        train, test = _read_cifar(folder, ["train.bin"], 2), _read_cifar(folder, ["test.bin"], 2)
+    else:
+        train, test = _read_stl10(folder, "train"), _read_stl10(folder, "test")
+    return train + test
+
+
+def _read_tfds(spec, data_dir, download):
+    import tensorflow_datasets as tfds  # slow to import; only this source needs it
+
+    verbosity = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)  # tfds warns that an unprepared folder lacks metadata
+    try:
+        builder = tfds.builder(spec.name, data_dir=data_dir)
+        prepared = builder.is_prepared()
+    finally:
+        absl_logging.set_verbosity(verbosity)
+    if not prepared:
+        if not download:
+            raise DataError("not prepared for tensorflow_datasets and --nodownload is set")
+        print(f"{spec.title} is not in {data_dir or '~/tensorflow_datasets'}: downloading it with "
+              "tensorflow_datasets (pass --data_dir with an offline copy to skip this)", flush=True)
+        try:
+            builder.download_and_prepare()
+        except Exception as error:  # network, disk and checksum errors all end here
+            raise DataError(f"download failed ({type(error).__name__})") from error
+    arrays = []
+    for split in ("train", "test"):
+        # Fixed-size chunks, not batch_size=-1: that needs the split's size in the dataset info.
+        chunks = list(tfds.as_numpy(builder.as_dataset(split=split, as_supervised=True).batch(10_000)))
+        arrays += [np.concatenate([c[0] for c in chunks]).astype(np.uint8),
+                   np.concatenate([c[1] for c in chunks]).astype(np.int32)]
+    return arrays
+
+
+def load(name, data_dir=None, download=True, train_subset=0):
+    """Loads a dataset into memory.
+
+    ``data_dir`` may hold the standard binary layout (e.g. ``DIR/cifar-10-batches-bin/``,
+    or be that folder itself); otherwise it is a ``tensorflow_datasets`` data dir.
+    ``train_subset`` keeps the first N training images (0 keeps all).
+
+    Raises DataError with one line that says how to provide the data.
+    """
+    spec = DATASETS[name]
+    offline = None
+    if data_dir:
+        for candidate in (os.path.join(data_dir, spec.offline_dir), data_dir):
+            if os.path.basename(os.path.normpath(candidate)) == spec.offline_dir and os.path.isdir(candidate):
+                offline = candidate
+    try:
+        if offline:
+            arrays, source = _read_offline(spec, offline), offline
+        else:
+            arrays, source = _read_tfds(spec, data_dir, download), "tensorflow_datasets"
+    except DataError as error:
+        raise DataError(f"{spec.title}: {error}. Pass --data_dir=DIR with {spec.offline_dir}/ in DIR, "
+                        f"unpacked from {spec.offline_hint}") from None
+    train_images, train_labels, test_images, test_labels = arrays
+    if train_images.shape[1:] != spec.image_shape:
+        raise DataError(f"{spec.title} images in {source} have shape {train_images.shape[1:]}, "
+                        f"expected {spec.image_shape}")
+    if train_subset:
+        train_images, train_labels = train_images[:train_subset], train_labels[:train_subset]
+    return ImageData(spec, train_images, train_labels, test_images, test_labels, source)
+
+
+def standardize(images):
+    """Per-image standardization (Appendix A): zero mean, unit variance per image."""
+    return tf.image.per_image_standardization(tf.cast(images, tf.float32))
+
+
+def train_dataset(images, labels, pad, batch_size, seed, first_epoch, last_epoch):
+    """Augmented training batches for epochs ``first_epoch .. last_epoch - 1`` (0-based).
+
+    Appendix A: zero-pad ``pad`` pixels, random crop back to size, random
+    horizontal flip, per-image standardization. Each epoch is a fresh permutation;
+    the last partial batch is dropped so every epoch has ``len(images) // batch_size``
+    steps.
+    """
+    n = len(images)
+    per_epoch = (n // batch_size) * batch_size
+    images, labels = tf.constant(images), tf.constant(labels)
+    shape = images.shape[1:]
+
+    def epoch_order(epoch):
+        key = tf.stack([tf.constant(seed, tf.int64), epoch])
+        order = tf.argsort(tf.random.stateless_uniform([n], seed=key))[:per_epoch]
+        return tf.data.Dataset.from_tensor_slices((tf.fill([per_epoch], epoch), order))
+
+    def augment(epoch, index):
+        key = tf.random.experimental.stateless_fold_in(tf.stack([tf.constant(seed, tf.int64), epoch]), index)
+        crop_key, flip_key = tf.unstack(tf.random.experimental.stateless_split(key, 2))
+        image = tf.pad(tf.gather(images, index), [[pad, pad], [pad, pad], [0, 0]])
+        image = tf.image.stateless_random_crop(image, shape, seed=crop_key)
+        image = tf.image.stateless_random_flip_left_right(image, seed=flip_key)
+        return standardize(image), tf.gather(labels, index)
+
+    return (tf.data.Dataset.range(first_epoch, last_epoch)
+            .flat_map(epoch_order)
+            .map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .batch(batch_size, drop_remainder=True)
+            .prefetch(tf.data.AUTOTUNE))
+
+
+def test_dataset(images, labels, batch_size):
+    """Test batches: standardized only, in order, the last batch kept."""
+    return (tf.data.Dataset.from_tensor_slices((images, labels))
+            .batch(batch_size)
+            .map(lambda x, y: (standardize(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE))

@@ -1,0 +1,119 @@
+"""A run's directory: ``results.json``, the latest checkpoint and the final model.
+
+Layout of ``model_dir``::
+
+    results.json               flags, per-epoch and per-cycle records, status
+    checkpoints/epoch_NNNN.keras  model + optimizer state after the last finished epoch
+    model.keras                the final model, once the run is finished
+    train/ validation/ dynamics/  TensorBoard event files
+
+``results.json`` is rewritten atomically after every epoch, after the checkpoint
+it points to is complete, so a kill at any moment leaves a consistent pair to
+resume from. A directory that holds something else, or a run with other flags,
+is refused rather than overwritten.
+"""
+
+import json
+import os
+
+import keras
+
+RESULTS = "results.json"
+FINAL_MODEL = "model.keras"
+# Flags that may differ when a run resumes: where the data lives does not change the run.
+RESUMABLE_CHANGES = frozenset({"data_dir", "download", "model_dir"})
+TIME_NOTE = ("train_seconds count training steps and interpolations only: evaluation, "
+             "checkpointing and logging are excluded, as in the paper's 'Time'")
+
+
+class RunError(Exception):
+    """The model_dir cannot be used as asked; the message says why and what to do."""
+
+
+def write_json(path, payload):
+    """Writes JSON atomically: a reader sees the old file or the new one, never half."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=1)
+    os.replace(tmp, path)
+
+
+def read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as error:
+        raise RunError(f"cannot read {path} ({error}); move it away to start a new run there") from None
+
+
+class RunRecord:
+    """The results of one run, kept in sync with its directory."""
+
+    def __init__(self, model_dir, results):
+        self.model_dir = model_dir
+        self.results = results
+
+    @classmethod
+    def open(cls, model_dir, flags):
+        """Resumes the run in ``model_dir`` or starts a new one, written on its first ``save``.
+
+        Raises RunError, touching nothing, when the directory holds other files
+        or a run with different ``flags``.
+        """
+        flags = json.loads(json.dumps(flags))  # compare as stored: tuples become lists
+        path = os.path.join(model_dir, RESULTS)
+        if os.path.isfile(path):
+            results = read_json(path)
+            old = results.get("flags", {})
+            changed = sorted(k for k in set(old) | set(flags)
+                             if k not in RESUMABLE_CHANGES and old.get(k) != flags.get(k))
+            if changed:
+                k = changed[0]
+                raise RunError(
+                    f"{model_dir} holds a run with --{k}={_show(old.get(k))}, not {_show(flags.get(k))}"
+                    f"{f' (and {len(changed) - 1} more flags)' if len(changed) > 1 else ''}: "
+                    "pass its flags to resume it, or choose a new --model_dir")
+            return cls(model_dir, results)
+        if os.path.exists(model_dir) and (not os.path.isdir(model_dir) or os.listdir(model_dir)):
+            raise RunError(f"{model_dir} exists and holds no {RESULTS}: choose a new or empty --model_dir")
+        return cls(model_dir, {"status": "running", "flags": flags, "time_note": TIME_NOTE,
+                               "cycles": [], "interpolations": [], "epochs": [], "checkpoint": None})
+
+    @property
+    def finished(self):
+        return self.results["status"] == "finished"
+
+    @property
+    def epochs_done(self):
+        return len(self.results["epochs"])
+
+    def save(self):
+        os.makedirs(os.path.join(self.model_dir, "checkpoints"), exist_ok=True)
+        write_json(os.path.join(self.model_dir, RESULTS), self.results)
+
+    def add_epoch(self, epoch_record, model):
+        """Checkpoints ``model`` (with its optimizer), then records the epoch that produced it."""
+        name = os.path.join("checkpoints", f"epoch_{epoch_record['epoch']:04d}.keras")
+        model.save(os.path.join(self.model_dir, name))
+        previous = self.results["checkpoint"]
+        self.results["epochs"].append(epoch_record)
+        self.results["checkpoint"] = name
+        self.save()
+        if previous and previous != name:
+            os.remove(os.path.join(self.model_dir, previous))
+
+    def load_checkpoint(self):
+        path = os.path.join(self.model_dir, self.results["checkpoint"] or "")
+        if not os.path.isfile(path):
+            raise RunError(f"{path} is missing, so {self.model_dir} cannot resume; "
+                           "move the directory away to start the run again")
+        return keras.models.load_model(path)
+
+    def finish(self, model, final):
+        model.save(os.path.join(self.model_dir, FINAL_MODEL))
+        self.results.update(status="finished", final=final)
+        self.save()
+
+
+def _show(value):
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)

@@ -1,0 +1,45 @@
+"""The cyclic cosine learning rate of Eq. 9 (after SGDR, Loshchilov & Hutter 2017)."""
+
+import math
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="ml_resnet_tf")
+class CyclicCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Cosine annealing from ``lr_max`` to ``lr_min`` within each cycle, restarting at each boundary.
+
+    Eq. 9: ``lr = lr_min + (lr_max - lr_min) * (1 + cos(pi * T_cur / T)) / 2``, where
+    ``T`` is the current cycle's length in steps and ``T_cur`` the steps taken in
+    it. The schedule is a function of the *global* step, so that one object serves
+    every cycle and a resumed optimizer lands on the right value.
+
+    Args:
+      lr_max, lr_min: the learning rate at the start and at the end of every cycle.
+      boundaries: global steps at which a new cycle starts (strictly increasing,
+        each in ``(0, total_steps)``); empty for a single cosine over the run.
+      total_steps: the run's length; steps past it stay at ``lr_min``.
+    """
+
+    def __init__(self, lr_max, lr_min, boundaries, total_steps, name="cyclic_cosine"):
+        starts = [0] + [int(b) for b in boundaries]
+        ends = starts[1:] + [int(total_steps)]
+        if any(end <= start for start, end in zip(starts, ends)):
+            raise ValueError(f"boundaries {list(boundaries)} must increase strictly within (0, {total_steps})")
+        self.lr_max, self.lr_min = float(lr_max), float(lr_min)
+        self.boundaries, self.total_steps = starts[1:], int(total_steps)
+        self.name = name
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        starts = ops.convert_to_tensor([0.0] + [float(b) for b in self.boundaries])
+        lengths = ops.convert_to_tensor(
+            [float(e - s) for s, e in zip([0] + self.boundaries, self.boundaries + [self.total_steps])])
+        cycle = ops.sum(ops.cast(ops.greater_equal(step, starts[1:]), "int32"))
+        progress = ops.minimum((step - ops.take(starts, cycle)) / ops.take(lengths, cycle), 1.0)
+        return self.lr_min + 0.5 * (self.lr_max - self.lr_min) * (1.0 + ops.cos(math.pi * progress))
+
+    def get_config(self):
+        return {"lr_max": self.lr_max, "lr_min": self.lr_min, "boundaries": list(self.boundaries),
+                "total_steps": self.total_steps, "name": self.name}

@@ -1,0 +1,39 @@
+"""Shared fixtures: quiet TensorFlow, seeded Keras, generated and real dataset folders."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+
+from tests import helpers  # noqa: E402
+
+SHARED_CIFAR10 = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10"
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    keras.utils.set_random_seed(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_cifar10(tmp_path_factory):
+    """A generated CIFAR-10 folder in the standard binary layout: 200 train, 100 test images."""
+    root = tmp_path_factory.mktemp("tiny_cifar10")
+    helpers.write_cifar10(root, num_train=200, num_test=100)
+    return root
+
+
+@pytest.fixture(scope="session")
+def real_cifar10(tmp_path_factory):
+    """The real CIFAR-10 from ../shared, written by its prepare.py into the standard layout."""
+    if not (SHARED_CIFAR10 / "prepare.py").is_file():
+        pytest.skip(f"real CIFAR-10 not found at {SHARED_CIFAR10}")
+    root = tmp_path_factory.mktemp("real_cifar10")
+    subprocess.run([sys.executable, str(SHARED_CIFAR10 / "prepare.py"), str(root)], check=True,
+                   stdout=subprocess.DEVNULL)
+    return root

@@ -1,0 +1,86 @@
+"""Test helpers: a layer-test routine and writers for the datasets' binary layouts."""
+
+import os
+
+import keras
+import numpy as np
+
+
+def run_layer_test(layer, input_shape, expected_output_shape, expected_trainable, expected_non_trainable,
+                   tmp_path):
+    """Builds and calls ``layer``, takes a train step, and round-trips it through config and .keras.
+
+    Returns the layer's output on a fixed random input.
+    """
+    x = np.random.default_rng(0).normal(size=(4,) + tuple(input_shape)).astype("float32")
+    y = layer(x)
+    assert tuple(y.shape) == (4,) + tuple(expected_output_shape)
+    assert len(layer.trainable_weights) == expected_trainable
+    assert len(layer.non_trainable_weights) == expected_non_trainable
+
+    clone = layer.__class__.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    clone.build((None,) + tuple(input_shape))
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(clone(x)), keras.ops.convert_to_numpy(y), rtol=1e-6)
+
+    model = keras.Sequential([keras.Input(input_shape), layer])
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    before = [w.copy() for w in model.get_weights()]
+    loss = model.train_on_batch(x, np.zeros((4,) + tuple(expected_output_shape), "float32"))
+    assert np.isfinite(loss)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights())), "a train step changed nothing"
+
+    path = os.path.join(tmp_path, "layer.keras")
+    model.save(path)
+    reloaded = keras.models.load_model(path)
+    np.testing.assert_array_equal(reloaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    return y
+
+
+def _images(rng, n, size):
+    return rng.integers(0, 256, size=(n, size, size, 3), dtype=np.uint8)
+
+
+def write_cifar(folder, files, num_classes, header):
+    """Writes CIFAR records (``header`` label bytes, then the CHW image) into ``folder``.
+
+    ``files`` maps file name -> number of images. Returns {file: (images NHWC, labels)}.
+    """
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(len(files) + num_classes)
+    written = {}
+    for name, n in files.items():
+        images, labels = _images(rng, n, 32), rng.integers(0, num_classes, n).astype(np.uint8)
+        labels[:num_classes] = np.arange(min(n, num_classes))  # every class appears
+        chw = images.transpose(0, 3, 1, 2).reshape(n, -1)
+        head = np.stack([labels // 5, labels][-header:], axis=1).astype(np.uint8)
+        np.concatenate([head, chw], axis=1).tofile(os.path.join(folder, name))
+        written[name] = (images, labels)
+    return written
+
+
+def write_cifar10(root, num_train, num_test):
+    per_batch = num_train // 5
+    files = {f"data_batch_{i}.bin": per_batch for i in range(1, 6)}
+    files["test_batch.bin"] = num_test
+    return write_cifar(os.path.join(root, "cifar-10-batches-bin"), files, 10, header=1)
+
+
+def write_cifar100(root, num_train, num_test):
+    return write_cifar(os.path.join(root, "cifar-100-binary"), {"train.bin": num_train, "test.bin": num_test},
+                       100, header=2)
+
+
+def write_stl10(root, num_train, num_test):
+    """STL-10's layout: X files of column-major 3x96x96 images, y files of labels 1..10."""
+    folder = os.path.join(root, "stl10_binary")
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(10)
+    written = {}
+    for split, n in (("train", num_train), ("test", num_test)):
+        images, labels = _images(rng, n, 96), rng.integers(0, 10, n).astype(np.uint8)
+        images.transpose(0, 3, 2, 1).tofile(os.path.join(folder, f"{split}_X.bin"))
+        (labels + 1).tofile(os.path.join(folder, f"{split}_y.bin"))
+        written[split] = (images, labels)
+    return written

@@ -1,0 +1,78 @@
+"""``python -m experiments.train`` as a user runs it: bad input gives one line, no traceback."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_train(*args):
+    return subprocess.run([sys.executable, "-m", "experiments.train", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def error_lines(stderr):
+    """What the user reads, less TensorFlow's start-up logging and absl's help hint."""
+    return [line for line in stderr.splitlines()
+            if line.strip() and not line.startswith(("WARNING: All log", "I0000", "E0000", "W0000"))
+            and "--helpshort" not in line]
+
+
+@pytest.fixture
+def finished_run(tmp_path):
+    """A model_dir holding someone's finished results, which bad commands must not touch."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "results.json").write_text(json.dumps({"status": "finished", "flags": {}}))
+    return folder
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--epochs=0"], "--epochs must be positive"),
+    (["--model=resnet15"], "unknown model 'resnet15'"),
+    (["--start_blocks=2,2,2", "--interpolate_at=60"], "interpolates 2 times but --interpolate_at=60"),
+    (["--start_blocks=two"], "--start_blocks takes whole numbers"),
+    (["--dataset=imagenet"], "value should be one of"),
+    (["--interpolate_at=110,60"], "must be increasing epochs"),
+])
+def test_bad_flags(args, message, finished_run):
+    before = (finished_run / "results.json").read_bytes()
+    result = run_train(f"--model_dir={finished_run}", *args)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = error_lines(result.stderr)
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert (finished_run / "results.json").read_bytes() == before and os.listdir(finished_run) == ["results.json"]
+
+
+def test_missing_model_dir():
+    result = run_train("--model=resnet14")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert any("--model_dir" in line for line in error_lines(result.stderr))
+
+
+def test_missing_dataset_offline(tmp_path):
+    result = run_train(f"--model_dir={tmp_path / 'new'}", f"--data_dir={tmp_path}", "--nodownload")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    (line,) = error_lines(result.stderr)
+    assert line.startswith("error: CIFAR-10: not prepared") and "--data_dir=DIR with cifar-10-batches-bin/" in line
+    assert not (tmp_path / "new").exists()
+
+
+def test_other_flags_on_an_existing_run(tmp_path, tiny_cifar10):
+    common = [f"--data_dir={tiny_cifar10}", "--model=resnet8", "--interpolate_at=", "--batch_size=100"]
+    folder = tmp_path / "run"
+    first = run_train(f"--model_dir={folder}", "--epochs=1", *common)
+    assert first.returncode == 0, first.stderr
+    assert "finished: test error" in first.stdout and "cycle 1/1: 1-1-1 blocks" in first.stdout
+    results = (folder / "results.json").read_bytes()
+    again = run_train(f"--model_dir={folder}", "--epochs=2", *common)
+    assert again.returncode == 1
+    (line,) = error_lines(again.stderr)
+    assert line == f"error: {folder} holds a run with --epochs=1, not 2: pass its flags to resume it, " \
+                   "or choose a new --model_dir"
+    assert (folder / "results.json").read_bytes() == results

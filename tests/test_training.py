@@ -1,0 +1,155 @@
+"""The trainer: cycle plans, validation, records, and resuming after a kill."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from ml_resnet_tf.records import RunError
+from ml_resnet_tf.training import ConfigError, Cycle, TrainConfig, train
+
+
+def test_multilevel_plan_matches_table1():
+    config = TrainConfig("unused", model="resnet50", start_blocks=(2, 2, 2))
+    assert config.cycles() == [Cycle(1, 0, 60, (2, 2, 2), 1.0), Cycle(2, 60, 110, (4, 4, 4), 0.5),
+                               Cycle(3, 110, 160, (8, 8, 8), 0.25)]
+    assert TrainConfig("unused", model="resnet50", interpolations=2).cycles() == config.cycles()
+
+
+def test_baselines_restart_without_interpolating():
+    last = TrainConfig("unused", model="resnet50", step_size=0.25).cycles()
+    assert [(c.blocks_per_stage, c.step_size) for c in last] == [((8, 8, 8), 0.25)] * 3
+    assert [(c.start_epoch, c.end_epoch) for c in last] == [(0, 60), (60, 110), (110, 160)]
+    first = TrainConfig("unused", model="resnet14", interpolations=0).cycles()
+    assert {c.blocks_per_stage for c in first} == {(2, 2, 2)}
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(model_dir=""), "--model_dir is required"),
+    (dict(dataset="imagenet"), "--dataset must be one of"),
+    (dict(model="resnet15"), "--model: unknown model"),
+    (dict(epochs=0), "--epochs must be positive"),
+    (dict(lr_min=0.6), "--lr_min=0.6 is above --lr_max=0.5"),
+    (dict(momentum=1.0), "--momentum must be below 1"),
+    (dict(batch_size=-1), "--batch_size must not be negative"),
+    (dict(interpolate_at=(110, 60)), "must be increasing epochs"),
+    (dict(interpolate_at=(60, 160)), "must be increasing epochs"),
+    (dict(start_blocks=(2, 2, 2), interpolate_at=(60,)), "interpolates 2 times but --interpolate_at=60"),
+    (dict(start_blocks=(3, 3, 3)), "does not double into resnet50"),
+    (dict(start_blocks=(2, 4, 8)), "does not double into resnet50"),
+    (dict(start_blocks=(2, 2)), "does not double into resnet50"),
+    (dict(start_blocks=(2, 2, 2), interpolations=1), "reaches resnet50 in 2 interpolations"),
+    (dict(model="resnet32", interpolations=1, interpolate_at=(60,)), "cannot be halved 1 times"),
+])
+def test_invalid_configs_raise_one_line(changes, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")) as error:
+        TrainConfig(**{"model_dir": "runs/x", **changes})
+    assert "\n" not in str(error.value)
+
+
+def tiny_config(model_dir, data_dir, **changes):
+    """1-1-1 -> 2-2-2 on 200 generated images: four epochs of four steps."""
+    return TrainConfig(**{**dict(model_dir=str(model_dir), data_dir=str(data_dir), model="resnet14",
+                                 start_blocks=(1, 1, 1), epochs=4, interpolate_at=(2,), batch_size=50,
+                                 seed=1, deterministic=True), **changes})
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Raises KeyboardInterrupt, as Ctrl-C would, after batch ``batch`` (or the end) of epoch ``epoch``."""
+
+    def __init__(self, epoch, batch=None):
+        super().__init__()
+        self.epoch, self.batch, self.current = epoch, batch, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.current == self.epoch and batch == self.batch:
+            raise KeyboardInterrupt
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch and self.batch is None:
+            raise KeyboardInterrupt
+
+
+def without_times(results):
+    """Results minus wall-clock times and paths, which differ between any two runs."""
+    text = json.dumps(results, sort_keys=True)
+    clean = json.loads(text)
+    for entry in clean["epochs"] + clean["cycles"]:
+        entry.pop("train_seconds", None)
+    for entry in clean["interpolations"]:
+        entry.pop("seconds")
+    clean["final"].pop("train_seconds")
+    clean.pop("flags")
+    return clean
+
+
+def test_resume_after_kills_ends_where_an_uninterrupted_run_does(tmp_path, tiny_cifar10):
+    whole = train(tiny_config(tmp_path / "whole", tiny_cifar10), verbose=0, log=lambda line: None)
+
+    resumed_dir = tmp_path / "resumed"
+    config = tiny_config(resumed_dir, tiny_cifar10)
+    with pytest.raises(KeyboardInterrupt):  # in the middle of epoch 2: epoch 1 is kept, epoch 2 redone
+        train(config, callbacks=[Interrupt(epoch=1, batch=1)], verbose=0, log=lambda line: None)
+    assert json.loads((resumed_dir / "results.json").read_text())["epochs"][-1]["epoch"] == 1
+    with pytest.raises(KeyboardInterrupt):  # right after epoch 2, the last of cycle 1: before interpolating
+        train(config, callbacks=[Interrupt(epoch=1)], verbose=0, log=lambda line: None)
+    lines = []
+    resumed = train(config, verbose=0, log=lines.append)
+
+    assert [e["epoch"] for e in resumed["epochs"]] == [1, 2, 3, 4]
+    assert without_times(resumed) == without_times(whole)
+    assert sorted(os.listdir(resumed_dir / "checkpoints")) == ["epoch_0004.keras"]
+    final_whole = keras.models.load_model(tmp_path / "whole" / "model.keras")
+    final_resumed = keras.models.load_model(resumed_dir / "model.keras")
+    for a, b in zip(final_whole.get_weights(), final_resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert any(line.startswith("interpolated 1-1-1 (h=1) -> 2-2-2 (h=0.5) at epoch 2") for line in lines)
+    assert any(line.startswith("cycle 2/2: 2-2-2 blocks, h=0.5, 172,506 params") for line in lines)
+
+
+def test_records_what_the_issue_asks_for(tmp_path, tiny_cifar10):
+    results = train(tiny_config(tmp_path / "run", tiny_cifar10), verbose=0, log=lambda line: None)
+    on_disk = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert on_disk == json.loads(json.dumps(results)) and on_disk["status"] == "finished"
+    assert "evaluation" in on_disk["time_note"] and on_disk["final"]["train_seconds"] > 0
+    assert [(c["blocks_per_stage"], c["step_size"], c["params"]) for c in on_disk["cycles"]] == [
+        ([1, 1, 1], 1.0, 75_290), ([2, 2, 2], 0.5, 172_506)]
+    (change,) = on_disk["interpolations"]
+    assert change["epoch"] == 2
+    assert change["test_accuracy_before"] == pytest.approx(on_disk["epochs"][1]["test_accuracy"], abs=1e-6)
+    assert {"test_accuracy_after", "top1_agreement", "relative_logit_change"} <= set(change)
+    assert on_disk["flags"]["start_blocks"] == [1, 1, 1] and on_disk["flags"]["lr_max"] == 0.5
+    lrs = [e["learning_rate"] for e in on_disk["epochs"]]
+    assert lrs[0] == pytest.approx(lrs[2]) and lrs[1] == pytest.approx(0.001 + 0.499 * (1 + np.cos(np.pi * 7 / 8)) / 2, rel=1e-5)
+    assert set(on_disk["epochs"][3]["residual_norms"]) == {f"stage{s}_block{b}" for s in (1, 2, 3) for b in (1, 2)}
+    for run in ("train", "validation", "dynamics"):
+        assert any(name.startswith("events.out.tfevents") for name in os.listdir(tmp_path / "run" / run))
+
+
+def test_a_finished_run_is_reported_not_retrained(tmp_path, tiny_cifar10):
+    config = tiny_config(tmp_path / "run", tiny_cifar10, epochs=2, interpolate_at=(1,))
+    train(config, verbose=0, log=lambda line: None)
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "run").rglob("*")}
+    lines = []
+    train(config, verbose=0, log=lines.append)
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "run").rglob("*")} == before
+    assert len(lines) == 1 and "holds a finished run" in lines[0]
+
+
+def test_refuses_a_run_with_other_flags_and_foreign_folders(tmp_path, tiny_cifar10):
+    config = tiny_config(tmp_path / "run", tiny_cifar10, epochs=2, interpolate_at=(1,))
+    train(config, verbose=0, log=lambda line: None)
+    results = (tmp_path / "run" / "results.json").read_bytes()
+    with pytest.raises(RunError, match="holds a run with --epochs=2, not 3"):
+        train(tiny_config(tmp_path / "run", tiny_cifar10, epochs=3, interpolate_at=(1,)), verbose=0)
+    assert (tmp_path / "run" / "results.json").read_bytes() == results
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(RunError, match="holds no results.json"):
+        train(tiny_config(tmp_path / "other", tiny_cifar10), verbose=0)
+    assert os.listdir(tmp_path / "other") == ["notes.txt"]
