@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUNS ?= runs
 DATA_DIR ?=
 
-.PHONY: install test demo clean
+.PHONY: install test demo reproduce-table3 reproduce-table4 clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,14 @@ test: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/python -m experiments.train --flagfile=experiments/configs/demo.cfg \
 		--model_dir=$(RUNS)/demo $(if $(DATA_DIR),--data_dir=$(DATA_DIR))
+
+# Tables 3 and 4. DATASETS=cifar10,cifar100 limits the columns; SCALE=0.02 TRAIN_SUBSET=2000 makes a CPU-sized trial.
+SCALE ?= 1
+TRAIN_SUBSET ?= 0
+DATASETS ?= cifar10,cifar100,stl10
+reproduce-table3 reproduce-table4: reproduce-table%: $(VENV)/.installed
+	$(BIN)/python -m experiments.reproduce --table=$* --datasets=$(DATASETS) --scale=$(SCALE) \
+		--train_subset=$(TRAIN_SUBSET) --runs_dir=$(RUNS) $(if $(DATA_DIR),--data_dir=$(DATA_DIR))
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -45,6 +45,9 @@ flags.DEFINE_float("weight_decay", DEFAULTS["weight_decay"], "Coupled L2 weight 
 flags.DEFINE_float("momentum", DEFAULTS["momentum"], "SGD momentum.")
 flags.DEFINE_integer("seed", DEFAULTS["seed"], "Seed for initialization, data order and augmentation.")
 flags.DEFINE_integer("train_subset", DEFAULTS["train_subset"], "Train on the first N images only; 0 for all.")
+flags.DEFINE_float("scale", DEFAULTS["scale"],
+                   "Multiply --epochs and --interpolate_at by this (rounded, at least 1) for a small trial run; "
+                   "results.json records it.")
 flags.DEFINE_bool("deterministic", DEFAULTS["deterministic"],
                   "Make TensorFlow ops deterministic (reproducible to the bit, slower on GPU).")
 flags.mark_flag_as_required("model_dir")

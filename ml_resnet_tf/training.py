@@ -56,6 +56,9 @@ class TrainConfig:
     ``start_blocks`` or from ``interpolations`` (each halves the blocks); with
     neither, the run trains ``model`` as a baseline. ``batch_size=0`` takes the
     dataset's default (100 for CIFAR, 32 for STL-10), ``train_subset=0`` all images.
+    ``scale`` shrinks ``epochs`` and ``interpolate_at`` (rounded, at least 1) for
+    small trial runs; it is recorded with the other flags, so a scaled run's
+    results always say so.
     Invalid or contradictory values raise ConfigError with one line saying which.
     """
 
@@ -76,6 +79,7 @@ class TrainConfig:
     momentum: float = 0.9
     seed: int = 0
     train_subset: int = 0
+    scale: float = 1.0
     deterministic: bool = False
 
     def __post_init__(self):
@@ -87,20 +91,31 @@ class TrainConfig:
             models.parse_model_name(self.model)
         except ValueError as error:
             raise ConfigError(f"--model: {error}") from None
-        for name in ("epochs", "step_size", "lr_max", "momentum"):
+        for name in ("epochs", "step_size", "lr_max", "momentum", "scale"):
             _check(getattr(self, name) > 0, f"--{name} must be positive, got {getattr(self, name)}")
         for name in ("batch_size", "lr_min", "weight_decay", "train_subset"):
             _check(getattr(self, name) >= 0, f"--{name} must not be negative, got {getattr(self, name)}")
         _check(self.momentum < 1, f"--momentum must be below 1, got {self.momentum}")
         _check(self.lr_min <= self.lr_max, f"--lr_min={self.lr_min} is above --lr_max={self.lr_max}")
-        bounds = (0,) + self.interpolate_at + (self.epochs,)
+        bounds = (0,) + self.run_boundaries + (self.run_epochs,)
+        scaled = f" (--scale={self.scale:g} makes them {_csv(bounds[1:])})" if self.scale != 1 else ""
         _check(all(a < b for a, b in zip(bounds, bounds[1:])),
                f"--interpolate_at={_csv(self.interpolate_at)} must be increasing epochs between 1 and "
-               f"--epochs - 1 = {self.epochs - 1}")
+               f"--epochs - 1 = {self.epochs - 1}{scaled}")
         k = self.num_interpolations
         _check(k == 0 or k == len(self.interpolate_at),
                f"the run interpolates {k} times but --interpolate_at={_csv(self.interpolate_at)} "
                f"gives {len(self.interpolate_at)} epochs: give one epoch per interpolation")
+
+    @property
+    def run_epochs(self):
+        """``epochs`` after ``scale``: how long this run trains."""
+        return _scaled(self.epochs, self.scale)
+
+    @property
+    def run_boundaries(self):
+        """``interpolate_at`` after ``scale``."""
+        return tuple(_scaled(e, self.scale) for e in self.interpolate_at)
 
     @property
     def final_blocks(self):
@@ -139,7 +154,7 @@ class TrainConfig:
     def cycles(self):
         """The cycles of the run (Table 1)."""
         k = self.num_interpolations
-        starts, ends = (0,) + self.interpolate_at, self.interpolate_at + (self.epochs,)
+        starts, ends = (0,) + self.run_boundaries, self.run_boundaries + (self.run_epochs,)
         plan = []
         for i, (start, end) in enumerate(zip(starts, ends)):
             blocks = tuple(b // 2 ** (k - i) for b in self.final_blocks) if k else self.final_blocks
@@ -149,6 +164,10 @@ class TrainConfig:
 
 class ConfigError(ValueError):
     """A run's settings are invalid or contradict each other; the message says which."""
+
+
+def _scaled(epochs, scale):
+    return max(1, round(epochs * scale))
 
 
 def _check(condition, message):
@@ -162,8 +181,8 @@ def _csv(values):
 
 def _schedule(config, steps_per_epoch):
     """Eq. 9 on the global step, restarting at every cycle boundary."""
-    return CyclicCosineDecay(config.lr_max, config.lr_min, [e * steps_per_epoch for e in config.interpolate_at],
-                             config.epochs * steps_per_epoch)
+    return CyclicCosineDecay(config.lr_max, config.lr_min, [e * steps_per_epoch for e in config.run_boundaries],
+                             config.run_epochs * steps_per_epoch)
 
 
 def _compile(model, config, schedule, start_step):
@@ -253,6 +272,41 @@ def _interpolate(model, cycle, test_data, test_labels, seed):
     }
 
 
+def _start_cycle(model, cycle, config, images, test_data, schedule, steps, results, log, writer):
+    """Builds the first model or interpolates the last one, compiles a fresh optimizer, and records the cycle.
+
+    An interpolation is also written to TensorBoard (``interpolation/*`` in the ``dynamics`` run) at
+    the epoch where it happens, so the points stand out beside the accuracy curves.
+    """
+    if model is None:
+        model = models.build_resnet(cycle.blocks_per_stage, models.parse_model_name(config.model)[1],
+                                    cycle.step_size, images.spec.num_classes, images.spec.image_shape,
+                                    config.weight_decay, name=config.model)
+    elif models.blocks_per_stage(model) != cycle.blocks_per_stage:
+        model, change = _interpolate(model, cycle, test_data, images.test_labels, config.seed)
+        results["interpolations"] = [i for i in results["interpolations"] if i["cycle"] < cycle.index] + [change]
+        with writer.as_default(step=cycle.start_epoch):
+            for key in ("test_accuracy_before", "test_accuracy_after", "top1_agreement", "relative_logit_change"):
+                tf.summary.scalar(f"interpolation/{key}", change[key])
+        log(f"interpolated {models.format_blocks(change['from_blocks'])} (h={change['from_step_size']:g}) "
+            f"-> {models.format_blocks(change['to_blocks'])} (h={change['to_step_size']:g}) at epoch "
+            f"{cycle.start_epoch}: test accuracy {change['test_accuracy_before']:.2%} -> "
+            f"{change['test_accuracy_after']:.2%}, top-1 agreement {change['top1_agreement']:.2%}, "
+            f"relative logit change {change['relative_logit_change']:.3f}")
+    if model.compiled and models.blocks_per_stage(model) == cycle.blocks_per_stage and cycle.index > 1:
+        # A baseline's restart: the same model, so zero the momentum in place rather than
+        # recompiling, which would retrace the training step (seconds to minutes per cycle).
+        for momentum in model.optimizer.momentums:
+            momentum.assign(keras.ops.zeros_like(momentum))
+    else:
+        _compile(model, config, schedule, cycle.start_epoch * steps)
+    results["cycles"] = results["cycles"][:cycle.index - 1] + [{
+        "cycle": cycle.index, "start_epoch": cycle.start_epoch, "end_epoch": cycle.end_epoch,
+        "blocks_per_stage": list(cycle.blocks_per_stage), "step_size": cycle.step_size,
+        "params": _trainable_params(model)}]
+    return model
+
+
 def train(config, callbacks=(), verbose=1, log=print):
     """Runs (or resumes, or reports) the run ``config`` describes; returns its results dict.
 
@@ -284,25 +338,8 @@ def train(config, callbacks=(), verbose=1, log=print):
     for cycle in plan:
         if cycle.end_epoch <= done:
             continue
-        if done == cycle.start_epoch:  # the cycle starts now: build or interpolate, then a fresh optimizer
-            if model is None:
-                model = models.build_resnet(cycle.blocks_per_stage, models.parse_model_name(config.model)[1],
-                                            cycle.step_size, images.spec.num_classes, images.spec.image_shape,
-                                            config.weight_decay, name=config.model)
-            elif models.blocks_per_stage(model) != cycle.blocks_per_stage:
-                model, change = _interpolate(model, cycle, test_data, images.test_labels, config.seed)
-                results["interpolations"] = [i for i in results["interpolations"] if i["cycle"] < cycle.index]
-                results["interpolations"].append(change)
-                log(f"interpolated {models.format_blocks(change['from_blocks'])} (h={change['from_step_size']:g}) "
-                    f"-> {models.format_blocks(change['to_blocks'])} (h={change['to_step_size']:g}) at epoch "
-                    f"{cycle.start_epoch}: test accuracy {change['test_accuracy_before']:.2%} -> "
-                    f"{change['test_accuracy_after']:.2%}, top-1 agreement {change['top1_agreement']:.2%}, "
-                    f"relative logit change {change['relative_logit_change']:.3f}")
-            _compile(model, config, schedule, cycle.start_epoch * steps)
-            results["cycles"] = results["cycles"][:cycle.index - 1] + [{
-                "cycle": cycle.index, "start_epoch": cycle.start_epoch, "end_epoch": cycle.end_epoch,
-                "blocks_per_stage": list(cycle.blocks_per_stage), "step_size": cycle.step_size,
-                "params": _trainable_params(model)}]
+        if done == cycle.start_epoch:
+            model = _start_cycle(model, cycle, config, images, test_data, schedule, steps, results, log, writer)
             record.save()
         first = max(done, cycle.start_epoch)
         model.fit(data.train_dataset(images.train_images, images.train_labels, images.spec.pad, batch_size,

@@ -6,6 +6,7 @@ import os
 import keras
 import numpy as np
 import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ml_resnet_tf.records import RunError
 from ml_resnet_tf.training import ConfigError, Cycle, TrainConfig, train
@@ -127,8 +128,16 @@ def test_records_what_the_issue_asks_for(tmp_path, tiny_cifar10):
     lrs = [e["learning_rate"] for e in on_disk["epochs"]]
     assert lrs[0] == pytest.approx(lrs[2]) and lrs[1] == pytest.approx(0.001 + 0.499 * (1 + np.cos(np.pi * 7 / 8)) / 2, rel=1e-5)
     assert set(on_disk["epochs"][3]["residual_norms"]) == {f"stage{s}_block{b}" for s in (1, 2, 3) for b in (1, 2)}
+    tags = {}
     for run in ("train", "validation", "dynamics"):
-        assert any(name.startswith("events.out.tfevents") for name in os.listdir(tmp_path / "run" / run))
+        events = EventAccumulator(str(tmp_path / "run" / run), size_guidance={"tensors": 0})
+        events.Reload()
+        tags[run] = {tag: [e.step for e in events.Tensors(tag)] for tag in events.Tags()["tensors"]}
+    assert tags["train"]["epoch_accuracy"] == [0, 1, 2, 3] and "epoch_learning_rate" in tags["train"]
+    assert tags["validation"]["epoch_accuracy"] == [0, 1, 2, 3]
+    assert tags["dynamics"]["blocks"] == tags["dynamics"]["step_size"] == [0, 1, 2, 3]
+    assert tags["dynamics"]["residual_norm/stage3_block2"] == [2, 3]  # the block exists from cycle 2 on
+    assert tags["dynamics"]["interpolation/test_accuracy_after"] == [2]
 
 
 def test_a_finished_run_is_reported_not_retrained(tmp_path, tiny_cifar10):
@@ -153,3 +162,25 @@ def test_refuses_a_run_with_other_flags_and_foreign_folders(tmp_path, tiny_cifar
     with pytest.raises(RunError, match="holds no results.json"):
         train(tiny_config(tmp_path / "other", tiny_cifar10), verbose=0)
     assert os.listdir(tmp_path / "other") == ["notes.txt"]
+
+
+class MomentumProbe(keras.callbacks.Callback):
+    """Notes, at the start of each epoch, the size of the momentum and which train function runs."""
+
+    def __init__(self):
+        super().__init__()
+        self.momentum, self.functions = {}, {}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.momentum[epoch] = sum(float(np.abs(keras.ops.convert_to_numpy(m)).sum())
+                                   for m in self.model.optimizer.momentums)
+        self.functions[epoch] = self.model.train_function
+
+
+def test_a_baseline_restart_zeroes_momentum_without_recompiling(tmp_path, tiny_cifar10):
+    probe = MomentumProbe()
+    train(tiny_config(tmp_path / "run", tiny_cifar10, start_blocks=(), model="resnet8", epochs=4,
+                      interpolate_at=(2,)), callbacks=[probe], verbose=0, log=lambda line: None)
+    assert probe.momentum[0] == 0 and probe.momentum[1] > 0  # fresh, then accumulating
+    assert probe.momentum[2] == 0 and probe.momentum[3] > 0  # the restart zeroed it
+    assert probe.functions[2] is probe.functions[1]          # and kept the traced step

@@ -1,0 +1,119 @@
+"""Reproduces Table 3 (ResNets) or Table 4 (Wide ResNets), then writes the table and the curves.
+
+    python -m experiments.reproduce --table=3 [--datasets=cifar10] [--data_dir=DIR]
+                                    [--scale=0.02 --train_subset=2000]
+
+Every cell's run is ``python -m experiments.train --flagfile=experiments/configs/tableN/KEY_DATASET.cfg``,
+started one after another in its own folder under ``--runs_dir``. A finished run is skipped and an
+interrupted one resumes, so rerunning the command only does what is left. A failed run is
+reported and the others go on. Run it from the repository root, where the flagfiles are.
+"""
+
+import os
+import subprocess
+import sys
+
+from absl import app, flags
+
+from ml_resnet_tf import plotting, tables
+
+flags.DEFINE_enum("table", "3", ["3", "4"], "3: ResNets, 4: Wide ResNets.")
+flags.DEFINE_list("datasets", list(tables.DATASETS), "Datasets to run (columns of the table).")
+flags.DEFINE_string("data_dir", "", "Passed to every run: offline copies or a tensorflow_datasets data dir.")
+flags.DEFINE_float("scale", 1.0, "Shrink every run's epochs and cycle boundaries by this factor.")
+flags.DEFINE_integer("train_subset", 0, "Train every run on the first N images only; 0 for all.")
+flags.DEFINE_string("runs_dir", "runs", "Where the runs' folders go.")
+flags.DEFINE_string("results_dir", "results", "Where the tables and figures go.")
+flags.DEFINE_bool("train", True, "Train what is missing; --notrain only rewrites tables and figures.")
+flags.register_validator("datasets", lambda names: set(names) <= set(tables.DATASETS),
+                         f"--datasets takes a comma-separated subset of {','.join(tables.DATASETS)}")
+flags.register_validator("scale", lambda scale: scale > 0, "--scale must be positive")
+flags.register_validator("train_subset", lambda n: n >= 0, "--train_subset must not be negative")
+
+FLAGS = flags.FLAGS
+
+
+def label():
+    """``-scale0.02-subset2000`` for a scaled-down harness, so its runs and tables never mix with real ones."""
+    return (f"-scale{FLAGS.scale:g}" if FLAGS.scale != 1 else "") + \
+           (f"-subset{FLAGS.train_subset}" if FLAGS.train_subset else "")
+
+
+def note():
+    if not label():
+        return "Settings of Section 5.2: 160 epochs, cycles restarting at epochs 60 and 110."
+    return (f"**Scaled-down run** (epochs ×{FLAGS.scale:g}"
+            + (f", first {FLAGS.train_subset} training images" if FLAGS.train_subset else "")
+            + "): compare these runs with each other, not with the paper's numbers.")
+
+
+def run_all(table, runs_root):
+    """Trains every missing run of ``table``; returns the cells that failed."""
+    cells = [(row, dataset) for row in tables.TABLES[table] for dataset in FLAGS.datasets]
+    failed = []
+    for index, (row, dataset) in enumerate(cells, start=1):
+        model_dir = tables.run_dir(runs_root, row, dataset)
+        results = tables.load_results(model_dir)
+        if results and results["status"] == "finished":
+            print(f"[{index}/{len(cells)}] {row.label} on {dataset}: finished, skipped ({model_dir})", flush=True)
+            continue
+        command = [sys.executable, "-m", "experiments.train", f"--flagfile={tables.config_path(table, row, dataset)}",
+                   f"--model_dir={model_dir}", f"--scale={FLAGS.scale}", f"--train_subset={FLAGS.train_subset}"]
+        if FLAGS.data_dir:
+            command.append(f"--data_dir={FLAGS.data_dir}")
+        print(f"[{index}/{len(cells)}] {row.label} on {dataset}: {' '.join(command[1:])}", flush=True)
+        if subprocess.call(command):
+            failed.append(f"{row.label} on {dataset}")
+    return failed
+
+
+def figures(runs_roots, suffix):
+    """Figs. 6, 8 and 11 from whichever of their runs exist; returns the files written."""
+    def runs(table, key, dataset):
+        row = next(r for r in tables.TABLES[table] if r.key == key)
+        return row.label, tables.load_results(tables.run_dir(runs_roots[table], row, dataset))
+
+    def multilevel(dataset):
+        return [runs(3, "resnet50_i", dataset), runs(4, "wresnet50_i", dataset)]
+
+    def baselines(dataset):
+        return [runs(3, "resnet14", dataset), runs(3, "resnet50", dataset)]
+
+    specs = [
+        ("figure6", "Fig. 6: multi-level ResNet-50-i and WResNet-50-i",
+         [("CIFAR-10", multilevel("cifar10")), ("CIFAR-100", multilevel("cifar100"))], ("train_accuracy", "test_accuracy")),
+        ("figure8", "Fig. 8: multi-level ResNet-50-i and WResNet-50-i on STL-10",
+         [("STL-10", multilevel("stl10"))], ("train_accuracy", "test_accuracy")),
+        ("figure11", "Fig. 11: shallow (first-cycle) and deep (last-cycle) ResNets",
+         [("CIFAR-10", baselines("cifar10")), ("CIFAR-100", baselines("cifar100"))], ("train_accuracy",)),
+    ]
+    written = []
+    for name, title, panels, keys in specs:
+        if any(results for _, curves in panels for _, results in curves):
+            path = os.path.join(FLAGS.results_dir, f"{name}{suffix}.png")
+            plotting.accuracy_figure(path, title, panels, keys=keys, note=note().replace("**", ""))
+            written.append(path)
+    return written
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    table, suffix = int(FLAGS.table), label()
+    runs_roots = {t: os.path.join(FLAGS.runs_dir, f"table{t}{suffix}") for t in tables.TABLES}
+    failed = run_all(table, runs_roots[table]) if FLAGS.train else []
+    os.makedirs(FLAGS.results_dir, exist_ok=True)
+    markdown = os.path.join(FLAGS.results_dir, f"table{table}{suffix}.md")
+    tables.write(table, tables.collect(table, runs_roots[table], FLAGS.datasets, FLAGS.scale), markdown, note())
+    print(f"table: {markdown} (CSV beside it)")
+    for path in figures(runs_roots, suffix):
+        print(f"figure: {path}")
+    print(f"runs: tensorboard --logdir {FLAGS.runs_dir}")
+    if failed:
+        print(f"error: {len(failed)} runs failed ({'; '.join(failed)}); their rows say so. "
+              "Rerun the same command to retry them.", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    app.run(main)

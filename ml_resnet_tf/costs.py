@@ -1,0 +1,58 @@
+"""What a multi-level run should save, in theory (Section 4.2, Table 2).
+
+A cycle's cost is its number of steps times the cost of one step of its
+architecture. Section 4.2 measures that cost by the number of residual blocks;
+``flops_per_image`` counts it exactly, stem and classifier included, which is
+what a block count leaves out. Either way the saving is relative to the
+last-cycle model trained for the same number of steps.
+"""
+
+from ml_resnet_tf.layers import ResidualBlock
+
+
+def _conv_flops(height, width, kernel, in_channels, out_channels):
+    return 2 * height * width * kernel * kernel * in_channels * out_channels  # a multiply-add is 2 FLOPs
+
+
+def flops_per_image(model):
+    """Forward-pass FLOPs for one image, read off the model's layer shapes.
+
+    Convolutions and the dense layer count 2 FLOPs per multiply-add; batch norm
+    2 per element (scale and shift, inference form), ReLU 1, global average
+    pooling 1, and a block's ``shortcut + h * F`` 2 per output element. A training
+    step costs a roughly constant multiple of this, which cancels in a saving.
+    """
+    total = 0
+    for layer in model.layers:
+        shape, out = layer.input.shape, layer.output.shape
+        h, w, c = shape[1:] if len(shape) == 4 else (1, 1, shape[-1])
+        if isinstance(layer, ResidualBlock):
+            ho, wo, co = out[1:]
+            total += 3 * h * w * c + _conv_flops(ho, wo, 3, c, co)      # bn1, relu, conv1
+            total += 3 * ho * wo * co + _conv_flops(ho, wo, 3, co, co)  # bn2, relu, conv2
+            total += 2 * ho * wo * co                                  # shortcut + h * F
+        elif layer.name == "stem_conv":
+            total += _conv_flops(out[1], out[2], 3, c, out[3])
+        elif layer.name == "final_bn":
+            total += 2 * h * w * c
+        elif layer.name in ("final_relu", "pool"):
+            total += h * w * c
+        elif layer.name == "classifier":
+            total += 2 * c * out[-1] + out[-1]
+    return int(total)
+
+
+def time_saved(cycle_steps, cycle_costs):
+    """1 - (cost of the multi-level run) / (cost of the last-cycle model for the same steps).
+
+    ``cycle_steps`` are the steps (or epochs) of each cycle and ``cycle_costs`` the
+    cost of one step in each, e.g. blocks or FLOPs per image.
+    """
+    spent = sum(n * c for n, c in zip(cycle_steps, cycle_costs))
+    return 1.0 - spent / (sum(cycle_steps) * cycle_costs[-1])
+
+
+def table2(interpolations):
+    """Section 4.2: ``k`` interpolations dividing training equally save ``1 - (2^(k+1) - 1) / (2^k (k + 1))``."""
+    k = interpolations
+    return time_saved([1] * (k + 1), [2 ** i for i in range(k + 1)])
