@@ -15,8 +15,11 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 install: $(VENV)/.installed
 
+# Two workers: much of the suite is single-threaded (tracing, subprocess start-up), so two processes
+# fill two cores. More workers only multiply TensorFlow's memory.
+TEST_WORKERS ?= 2
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 # A small multi-level run (1-1-1 -> 4-4-4, 6 epochs, 5,000 images): minutes on a laptop CPU.
 # CIFAR-10 comes through tensorflow_datasets, or from an offline copy: make demo DATA_DIR=DIR
