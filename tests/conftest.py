@@ -15,15 +15,6 @@ from tests import helpers  # noqa: E402
 SHARED_CIFAR10 = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10"
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: minutes-long; started first so parallel workers finish together")
-
-
-def pytest_collection_modifyitems(items):
-    """Longest first: with two workers, a long test collected last would run alone at the end."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
-
-
 @pytest.fixture(autouse=True)
 def _seed():
     keras.utils.set_random_seed(0)

@@ -3,12 +3,9 @@
 import json
 import os
 
-import pytest
-
 from ml_resnet_tf.training import TrainConfig, train
 
 
-@pytest.mark.slow
 def test_multilevel_run_on_real_cifar10(tmp_path, real_cifar10):
     config = TrainConfig(model_dir=str(tmp_path / "run"), data_dir=str(real_cifar10), model="resnet14",
                          start_blocks=(1, 1, 1), epochs=4, interpolate_at=(2,), train_subset=4000)

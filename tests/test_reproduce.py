@@ -5,8 +5,6 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROWS = ["ResNet-14", "ResNet-50", "ResNet-50-i", "ResNet-32", "ResNet-122", "ResNet-122-i"]
 
@@ -19,7 +17,6 @@ def reproduce(tmp_path, data_dir):
         cwd=ROOT, capture_output=True, text=True, timeout=1200)
 
 
-@pytest.mark.slow
 def test_table3_harness(tmp_path, tiny_cifar10):
     first = reproduce(tmp_path, tiny_cifar10)
     assert first.returncode == 0, first.stderr[-3000:]

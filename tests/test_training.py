@@ -89,7 +89,6 @@ def without_times(results):
     return clean
 
 
-@pytest.mark.slow
 def test_resume_after_kills_ends_where_an_uninterrupted_run_does(tmp_path, tiny_cifar10):
     whole = train(tiny_config(tmp_path / "whole", tiny_cifar10), verbose=0, log=lambda line: None)
 
