@@ -33,7 +33,6 @@ import re
 import keras
 from keras import ops
 
-from ml_resnet_tf.layers import ResidualBlock
 from ml_resnet_tf.models import block_name, stages, step_size
 
 IDENTITY = "identity"

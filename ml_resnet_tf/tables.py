@@ -9,11 +9,10 @@ as measured, and in theory by block count (Section 4.2) and by counted FLOPs.
 import csv
 import dataclasses
 import functools
-import json
 import os
 
 from ml_resnet_tf import costs, data, models
-from ml_resnet_tf.records import RESULTS
+from ml_resnet_tf.records import RESULTS, RunError, read_json
 from ml_resnet_tf.training import TrainConfig
 
 DATASETS = ("cifar10", "cifar100", "stl10")
@@ -79,11 +78,10 @@ def run_dir(runs_root, row, dataset):
 
 
 def load_results(path):
-    """A run's results.json, or None where the run has not started."""
+    """A run's results.json, or None where the run has not started (or its file is unreadable)."""
     try:
-        with open(os.path.join(path, RESULTS)) as f:
-            return json.load(f)
-    except (OSError, ValueError):
+        return read_json(os.path.join(path, RESULTS))
+    except RunError:
         return None
 
 
@@ -117,17 +115,17 @@ def collect(table, runs_root, datasets=DATASETS, scale=1.0):
     for row in TABLES[table]:
         for dataset in datasets:
             results = load_results(run_dir(runs_root, row, dataset))
+            flags = (results or {}).get("flags", {})
             paper_error, paper_minutes = row.paper[dataset]
             record = {"table": table, "model": row.label, "blocks": row.blocks, "dataset": dataset,
                       "status": results["status"] if results else "missing",
                       "error": None, "minutes": None, "paper_error": paper_error / 100,
                       "paper_minutes": paper_minutes, "run_dir": run_dir(runs_root, row, dataset),
-                      "scale": (results or {}).get("flags", {}).get("scale", scale),
-                      "train_subset": (results or {}).get("flags", {}).get("train_subset", 0)}
+                      "scale": flags.get("scale", scale), "train_subset": flags.get("train_subset", 0)}
             if results and results["status"] == "finished":
                 record.update(error=results["final"]["test_error"], minutes=results["final"]["train_seconds"] / 60)
             if row.start_blocks:
-                baseline = next(r for r in TABLES[table] if r.key == row.last_cycle_key and not r.start_blocks)
+                baseline = next(r for r in TABLES[table] if r.key == row.last_cycle_key)
                 base_results = load_results(run_dir(runs_root, baseline, dataset))
                 record["paper_saved"] = 1 - paper_minutes / baseline.paper[dataset][1]
                 record["saved_blocks"], record["saved_flops"] = theoretical_savings(

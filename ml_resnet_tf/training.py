@@ -9,10 +9,11 @@ it is the paper's "first-cycle model", with the last cycle's the "last-cycle mod
 
 Where the paper is silent:
 
-* **Optimizer state.** Each cycle starts with a fresh SGD optimizer whose momentum
-  is zero, in multi-level runs and baselines alike. The paper treats each cycle
-  "as a training process" of its own (Section 4.1), and new blocks have no history
-  to carry. Only the step counter continues, so the schedule sees the global step.
+* **Optimizer state.** Each cycle starts with zero momentum, in multi-level runs and
+  baselines alike. The paper treats each cycle "as a training process" of its own
+  (Section 4.1), and new blocks have no history to carry. A multi-level cycle gets a
+  fresh SGD optimizer; a baseline zeroes its momentum in place. Only the step counter
+  continues, so the schedule sees the global step.
 * **Baselines' step size.** A baseline uses ``step_size`` (default 1) throughout:
   ResNet-50 trained with h = 1 is the standard ResNet that Tables 3 and 4 compare
   against. Pass ``step_size=0.25`` to train it with the multi-level run's final h.
@@ -273,32 +274,34 @@ def _interpolate(model, cycle, test_data, test_labels, seed):
 
 
 def _start_cycle(model, cycle, config, images, test_data, schedule, steps, results, log, writer):
-    """Builds the first model or interpolates the last one, compiles a fresh optimizer, and records the cycle.
+    """Opens ``cycle`` with zero momentum, and records it.
 
-    An interpolation is also written to TensorBoard (``interpolation/*`` in the ``dynamics`` run) at
-    the epoch where it happens, so the points stand out beside the accuracy curves.
+    The first cycle builds its model; a multi-level run interpolates; both then compile a
+    fresh optimizer whose step counter starts at the cycle's global step. A baseline keeps
+    its model and compiled optimizer and only zeroes the momentum in place, since
+    recompiling would retrace the training step (seconds to minutes per cycle).
+    An interpolation is also written to TensorBoard (``interpolation/*`` in the ``dynamics``
+    run) at the epoch where it happens, so the points stand out beside the accuracy curves.
     """
-    if model is None:
-        model = models.build_resnet(cycle.blocks_per_stage, models.parse_model_name(config.model)[1],
-                                    cycle.step_size, images.spec.num_classes, images.spec.image_shape,
-                                    config.weight_decay, name=config.model)
-    elif models.blocks_per_stage(model) != cycle.blocks_per_stage:
-        model, change = _interpolate(model, cycle, test_data, images.test_labels, config.seed)
-        results["interpolations"] = [i for i in results["interpolations"] if i["cycle"] < cycle.index] + [change]
-        with writer.as_default(step=cycle.start_epoch):
-            for key in ("test_accuracy_before", "test_accuracy_after", "top1_agreement", "relative_logit_change"):
-                tf.summary.scalar(f"interpolation/{key}", change[key])
-        log(f"interpolated {models.format_blocks(change['from_blocks'])} (h={change['from_step_size']:g}) "
-            f"-> {models.format_blocks(change['to_blocks'])} (h={change['to_step_size']:g}) at epoch "
-            f"{cycle.start_epoch}: test accuracy {change['test_accuracy_before']:.2%} -> "
-            f"{change['test_accuracy_after']:.2%}, top-1 agreement {change['top1_agreement']:.2%}, "
-            f"relative logit change {change['relative_logit_change']:.3f}")
-    if model.compiled and models.blocks_per_stage(model) == cycle.blocks_per_stage and cycle.index > 1:
-        # A baseline's restart: the same model, so zero the momentum in place rather than
-        # recompiling, which would retrace the training step (seconds to minutes per cycle).
+    if model is not None and models.blocks_per_stage(model) == cycle.blocks_per_stage:
         for momentum in model.optimizer.momentums:
             momentum.assign(keras.ops.zeros_like(momentum))
     else:
+        if model is None:
+            model = models.build_resnet(cycle.blocks_per_stage, models.parse_model_name(config.model)[1],
+                                        cycle.step_size, images.spec.num_classes, images.spec.image_shape,
+                                        config.weight_decay, name=config.model)
+        else:
+            model, change = _interpolate(model, cycle, test_data, images.test_labels, config.seed)
+            results["interpolations"] = [i for i in results["interpolations"] if i["cycle"] < cycle.index] + [change]
+            with writer.as_default(step=cycle.start_epoch):
+                for key in ("test_accuracy_before", "test_accuracy_after", "top1_agreement", "relative_logit_change"):
+                    tf.summary.scalar(f"interpolation/{key}", change[key])
+            log(f"interpolated {models.format_blocks(change['from_blocks'])} (h={change['from_step_size']:g}) "
+                f"-> {models.format_blocks(change['to_blocks'])} (h={change['to_step_size']:g}) at epoch "
+                f"{cycle.start_epoch}: test accuracy {change['test_accuracy_before']:.2%} -> "
+                f"{change['test_accuracy_after']:.2%}, top-1 agreement {change['top1_agreement']:.2%}, "
+                f"relative logit change {change['relative_logit_change']:.3f}")
         _compile(model, config, schedule, cycle.start_epoch * steps)
     results["cycles"] = results["cycles"][:cycle.index - 1] + [{
         "cycle": cycle.index, "start_epoch": cycle.start_epoch, "end_epoch": cycle.end_epoch,
