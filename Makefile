@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUNS ?= runs
 DATA_DIR ?=
 
-.PHONY: install test demo reproduce-table3 reproduce-table4 clean
+.PHONY: install test demo reproduce-table3 reproduce-table4 reproduce-figures bench clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,23 @@ DATASETS ?= cifar10,cifar100,stl10
 reproduce-table3 reproduce-table4: reproduce-table%: $(VENV)/.installed
 	$(BIN)/python -m experiments.reproduce --table=$* --datasets=$(DATASETS) --scale=$(SCALE) \
 		--train_subset=$(TRAIN_SUBSET) --runs_dir=$(RUNS) $(if $(DATA_DIR),--data_dir=$(DATA_DIR))
+
+# Figs. 3, 4, 7 (residual norms), the lesion study (Section 3.3), Figs. 9 and 10 (learning rate).
+# FIGURES=3,4,7 picks some; SEEDS=2 shrinks Fig. 10; NUM_IMAGES=1000 measures on fewer test images.
+FIGURES ?= 3,4,7,lesion,9,10
+SEEDS ?= 10
+NUM_IMAGES ?= 0
+reproduce-figures: $(VENV)/.installed
+	$(BIN)/python -m experiments.figures --figures=$(FIGURES) --datasets=$(DATASETS) --seeds=$(SEEDS) \
+		--scale=$(SCALE) --train_subset=$(TRAIN_SUBSET) --num_images=$(NUM_IMAGES) --runs_dir=$(RUNS) \
+		$(if $(DATA_DIR),--data_dir=$(DATA_DIR))
+
+# Throughput, FLOPs, interpolation costs and predicted savings; a table on stdout, JSON in results/.
+# The default measures every architecture (a GPU job); on a CPU, e.g.
+#   make bench BENCH_ARGS="--families=resnet --architectures=2-2-2,4-4-4,8-8-8"
+BENCH_ARGS ?=
+bench: $(VENV)/.installed
+	$(BIN)/python -m experiments.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -10,11 +10,10 @@ reported and the others go on. Run it from the repository root, where the flagfi
 """
 
 import os
-import subprocess
-import sys
 
 from absl import app, flags
 
+from experiments import common
 from ml_resnet_tf import plotting, tables
 
 flags.DEFINE_enum("table", "3", ["3", "4"], "3: ResNets, 4: Wide ResNets.")
@@ -34,37 +33,20 @@ FLAGS = flags.FLAGS
 
 
 def label():
-    """``-scale0.02-subset2000`` for a scaled-down harness, so its runs and tables never mix with real ones."""
-    return (f"-scale{FLAGS.scale:g}" if FLAGS.scale != 1 else "") + \
-           (f"-subset{FLAGS.train_subset}" if FLAGS.train_subset else "")
+    return common.scale_label(FLAGS.scale, FLAGS.train_subset)
 
 
 def note():
-    if not label():
-        return "Settings of Section 5.2: 160 epochs, cycles restarting at epochs 60 and 110."
-    return (f"**Scaled-down run** (epochs ×{FLAGS.scale:g}"
-            + (f", first {FLAGS.train_subset} training images" if FLAGS.train_subset else "")
-            + "): compare these runs with each other, not with the paper's numbers.")
+    return common.scale_note(FLAGS.scale, FLAGS.train_subset,
+                             "Settings of Section 5.2: 160 epochs, cycles restarting at epochs 60 and 110.")
 
 
 def run_all(table, runs_root):
     """Trains every missing run of ``table``; returns the cells that failed."""
-    cells = [(row, dataset) for row in tables.TABLES[table] for dataset in FLAGS.datasets]
-    failed = []
-    for index, (row, dataset) in enumerate(cells, start=1):
-        model_dir = tables.run_dir(runs_root, row, dataset)
-        results = tables.load_results(model_dir)
-        if results and results["status"] == "finished":
-            print(f"[{index}/{len(cells)}] {row.label} on {dataset}: finished, skipped ({model_dir})", flush=True)
-            continue
-        command = [sys.executable, "-m", "experiments.train", f"--flagfile={tables.config_path(table, row, dataset)}",
-                   f"--model_dir={model_dir}", f"--scale={FLAGS.scale}", f"--train_subset={FLAGS.train_subset}"]
-        if FLAGS.data_dir:
-            command.append(f"--data_dir={FLAGS.data_dir}")
-        print(f"[{index}/{len(cells)}] {row.label} on {dataset}: {' '.join(command[1:])}", flush=True)
-        if subprocess.call(command):
-            failed.append(f"{row.label} on {dataset}")
-    return failed
+    runs = [(f"{row.label} on {dataset}", tables.run_dir(runs_root, row, dataset),
+             [f"--flagfile={tables.config_path(table, row, dataset)}"])
+            for row in tables.TABLES[table] for dataset in FLAGS.datasets]
+    return common.train_all(runs, FLAGS.scale, FLAGS.train_subset, FLAGS.data_dir)
 
 
 def figures(runs_roots, suffix):
@@ -91,7 +73,7 @@ def figures(runs_roots, suffix):
     for name, title, panels, keys in specs:
         if any(results for _, curves in panels for _, results in curves):
             path = os.path.join(FLAGS.results_dir, f"{name}{suffix}.png")
-            plotting.accuracy_figure(path, title, panels, keys=keys, note=note().replace("**", ""))
+            plotting.accuracy_figure(path, title, panels, keys=keys, note=note())
             written.append(path)
     return written
 
@@ -109,10 +91,7 @@ def main(argv):
     for path in figures(runs_roots, suffix):
         print(f"figure: {path}")
     print(f"runs: tensorboard --logdir {FLAGS.runs_dir}")
-    if failed:
-        print(f"error: {len(failed)} runs failed ({'; '.join(failed)}); their rows say so. "
-              "Rerun the same command to retry them.", file=sys.stderr)
-        sys.exit(1)
+    common.report_failures(failed)
 
 
 if __name__ == "__main__":

@@ -18,11 +18,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ star
 
 from absl import app, flags  # noqa: E402
 
+from experiments import common  # noqa: E402
 from ml_resnet_tf import data  # noqa: E402
-from ml_resnet_tf.records import RunError  # noqa: E402
-from ml_resnet_tf.training import ConfigError, TrainConfig, train  # noqa: E402
+from ml_resnet_tf.training import CHOICES, ConfigError, TrainConfig, train  # noqa: E402
 
 DEFAULTS = {field.name: field.default for field in dataclasses.fields(TrainConfig)}
+
 
 flags.DEFINE_enum("dataset", DEFAULTS["dataset"], list(data.DATASETS), "Dataset to train and test on.")
 flags.DEFINE_string("data_dir", DEFAULTS["data_dir"],
@@ -41,6 +42,9 @@ flags.DEFINE_list("interpolate_at", list(map(str, DEFAULTS["interpolate_at"])),
 flags.DEFINE_integer("batch_size", DEFAULTS["batch_size"], "Batch size; 0 for the paper's (CIFAR 100, STL-10 32).")
 flags.DEFINE_float("lr_max", DEFAULTS["lr_max"], "Learning rate at the start of every cycle (Eq. 9).")
 flags.DEFINE_float("lr_min", DEFAULTS["lr_min"], "Learning rate at the end of every cycle (Eq. 9).")
+flags.DEFINE_bool("lr_restart", DEFAULTS["lr_restart"],
+                  "Restart the cosine learning rate at every cycle (Eq. 9); --nolr_restart anneals once "
+                  "over the whole run (Fig. 10).")
 flags.DEFINE_float("weight_decay", DEFAULTS["weight_decay"], "Coupled L2 weight decay on conv and dense kernels.")
 flags.DEFINE_float("momentum", DEFAULTS["momentum"], "SGD momentum.")
 flags.DEFINE_integer("seed", DEFAULTS["seed"], "Seed for initialization, data order and augmentation.")
@@ -50,6 +54,22 @@ flags.DEFINE_float("scale", DEFAULTS["scale"],
                    "results.json records it.")
 flags.DEFINE_bool("deterministic", DEFAULTS["deterministic"],
                   "Make TensorFlow ops deterministic (reproducible to the bit, slower on GPU).")
+flags.DEFINE_enum("jit_compile", DEFAULTS["jit_compile"], list(CHOICES["jit_compile"]),
+                  "XLA-compile the training step; auto: Keras' choice (on for GPUs without --strategy, off on CPUs).")
+flags.DEFINE_enum("mixed_precision", DEFAULTS["mixed_precision"], list(CHOICES["mixed_precision"]),
+                  "Keras dtype policy: mixed_float16 (GPUs; Keras scales the loss) or mixed_bfloat16 (TPUs, "
+                  "recent GPUs and CPUs). The classifier and the loss stay in float32.")
+flags.DEFINE_integer("steps_per_execution", DEFAULTS["steps_per_execution"],
+                     "Training steps per call into the compiled function: fewer per-step overheads.")
+flags.DEFINE_integer("data_threads", DEFAULTS["data_threads"],
+                     "Images augmented in parallel by tf.data; 0 lets its autotuner choose.")
+flags.DEFINE_enum("strategy", DEFAULTS["strategy"], list(CHOICES["strategy"]),
+                  "tf.distribute strategy: default (one device), mirrored (all local devices), multi_worker "
+                  "(TF_CONFIG), tpu. --batch_size is the global batch, split over the replicas.")
+flags.DEFINE_bool("sync_batch_norm", DEFAULTS["sync_batch_norm"],
+                  "Batch-norm statistics over all replicas instead of each replica's share of the batch.")
+flags.DEFINE_enum("lr_scaling", DEFAULTS["lr_scaling"], list(CHOICES["lr_scaling"]),
+                  "linear: multiply --lr_max and --lr_min by global batch / the paper's batch (Goyal et al. 2017).")
 flags.mark_flag_as_required("model_dir")
 
 FLAGS = flags.FLAGS
@@ -67,25 +87,12 @@ def config_from_flags(values):
     return TrainConfig(**values)
 
 
-def _validate(values):
-    try:
-        config_from_flags(values)
-    except ConfigError as error:
-        raise flags.ValidationError(str(error)) from None
-    return True
-
-
-flags.register_multi_flags_validator(list(DEFAULTS), _validate)
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
-        train(config_from_flags(FLAGS.flag_values_dict()))
-    except (ConfigError, data.DataError, RunError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+        with common.one_line_errors():
+            train(config_from_flags(FLAGS.flag_values_dict()))
     except KeyboardInterrupt:
         print(f"\ninterrupted: rerun the same command to resume {FLAGS.model_dir} "
               "from its last finished epoch", file=sys.stderr)

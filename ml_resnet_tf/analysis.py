@@ -37,6 +37,27 @@ def logit_agreement(reference_logits, other_logits):
     }
 
 
+def features(model, images, num_layers, batch_size=500):
+    """The output of ``model``'s first ``num_layers`` layers on ``images`` (inference mode), as numpy.
+
+    Runs eagerly, batch by batch, so that the many models of a lesion study each cost
+    one forward pass and no tracing, under any backend.
+    """
+    outputs = []
+    for batch in _batches(images, batch_size):
+        x = ops.convert_to_tensor(batch)
+        for layer in model.layers[:num_layers]:
+            x = layer(x, training=False)
+        outputs.append(ops.convert_to_numpy(x))
+    return np.concatenate(outputs)
+
+
+def error_rate(model, images, labels, batch_size=500):
+    """Top-1 test error of ``model`` on ``images``."""
+    logits = features(model, images, len(model.layers), batch_size)
+    return float(np.mean(logits.argmax(-1) != np.asarray(labels)))
+
+
 def _example_norms(x):
     """Per-example L2 norm over all of height x width x channels."""
     flat = ops.reshape(x, (ops.shape(x)[0], -1))
@@ -44,15 +65,17 @@ def _example_norms(x):
 
 
 def residual_norms(model, images, batch_size=500):
-    """Per-block ``||Y_j||`` and ``||G(Y_j)||`` (Eq. 5, Fig. 4), averaged over examples.
+    """Per-block ``||Y_j||``, ``||G(Y_j)||`` and ``||F(Y_j)||`` (Eq. 5, Figs. 4 and 7), averaged over examples.
 
     For block ``j`` with input ``Y_j``, ``G(Y_j) = h * F(Y_j)`` is the residual
     branch as the block adds it to its shortcut. For each example we take the L2
     (Frobenius) norm of the tensor over all its height x width x channels entries,
-    then the mean over ``images``. ``||F(Y_j)|| = ||G(Y_j)|| / h`` (Fig. 7).
+    then the mean over ``images``; ``||F(Y_j)|| = ||G(Y_j)|| / h``.
 
-    Returns one dict per block, in order: ``block`` (its name), ``step_size``,
-    ``input_norm`` and ``residual_norm``.
+    Returns one dict per block, in order: ``block`` (its name), ``index`` (1-based over the
+    whole network), ``step_size``, ``time`` (the conceptual time ``t_{j-1} = (j - 1) h`` at
+    which the forward-Euler step evaluates ``F``, Appendix C), ``input_norm`` (``||Y_j||``),
+    ``residual_norm`` (``||G(Y_j)||``) and ``f_norm`` (``||F(Y_j)||``).
     """
     sums = {}
     for batch in _batches(images, batch_size):
@@ -66,6 +89,14 @@ def residual_norms(model, images, batch_size=500):
                 x = layer.shortcut(x) + g
             else:
                 x = layer(x, training=False)
-    n = len(images)
-    return [{"block": name, "step_size": h, "input_norm": float(y / n), "residual_norm": float(g / n)}
-            for name, (h, y, g) in sums.items()]
+    n, time, norms = len(images), 0.0, []
+    for index, (name, (h, y, g)) in enumerate(sums.items(), start=1):
+        norms.append({"block": name, "index": index, "step_size": h, "time": time, "input_norm": float(y / n),
+                      "residual_norm": float(g / n), "f_norm": float(g / n / h)})
+        time += h
+    return norms
+
+
+def mean_residual_norm(norms):
+    """gamma = (1/d) sum_j ||G(Y_j)|| over the d blocks (Section 3.2, Fig. 3)."""
+    return float(np.mean([block["residual_norm"] for block in norms]))

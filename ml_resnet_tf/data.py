@@ -164,13 +164,17 @@ def standardize(images):
     return tf.image.per_image_standardization(tf.cast(images, tf.float32))
 
 
-def train_dataset(images, labels, pad, batch_size, seed, first_epoch, last_epoch):
+def train_dataset(images, labels, pad, batch_size, seed, first_epoch, last_epoch, threads=0):
     """Augmented training batches for epochs ``first_epoch .. last_epoch - 1`` (0-based).
 
     Appendix A: zero-pad ``pad`` pixels, random crop back to size, random
     horizontal flip, per-image standardization. Each epoch is a fresh permutation;
     the last partial batch is dropped so every epoch has ``len(images) // batch_size``
     steps.
+
+    The images stay in memory as one tensor (decoded once by ``load``, so there is nothing
+    left to cache); ``threads`` images are augmented in parallel, 0 letting tf.data's
+    autotuner choose. Order and augmentation do not depend on it.
     """
     n = len(images)
     per_epoch = (n // batch_size) * batch_size
@@ -192,7 +196,7 @@ def train_dataset(images, labels, pad, batch_size, seed, first_epoch, last_epoch
 
     return (tf.data.Dataset.range(first_epoch, last_epoch)
             .flat_map(epoch_order)
-            .map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .map(augment, num_parallel_calls=threads or tf.data.AUTOTUNE, deterministic=True)
             .batch(batch_size, drop_remainder=True)
             .prefetch(tf.data.AUTOTUNE))
 

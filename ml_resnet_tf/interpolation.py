@@ -96,5 +96,5 @@ def interpolate(model):
         if old is not None:
             new.set_weights(old.get_weights())
         else:
-            new.conv2.kernel.assign(ops.zeros_like(new.conv2.kernel))
+            new.conv2.kernel.assign(ops.zeros(new.conv2.kernel.shape, new.conv2.kernel.dtype))
     return new_model

@@ -25,6 +25,16 @@ BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 
 
+def shortcut(inputs, filters, strides):
+    """P(Y): every ``strides``-th pixel, with zero channels appended up to ``filters``."""
+    if strides == 2:
+        inputs = inputs[:, ::2, ::2, :]
+    extra = filters - inputs.shape[-1]
+    if extra:
+        inputs = ops.pad(inputs, [[0, 0], [0, 0], [0, 0], [0, extra]])
+    return inputs
+
+
 @keras.saving.register_keras_serializable(package="ml_resnet_tf")
 class ResidualBlock(keras.layers.Layer):
     """Pre-activation residual block with an explicit step size (Eq. 2).
@@ -35,21 +45,25 @@ class ResidualBlock(keras.layers.Layer):
       strides: 1, or 2 for the first block of a downsampling stage.
       step_size: ``h``, the factor on the residual branch. Interpolation halves it.
       kernel_regularizer: applied to both convolution kernels (weight decay).
+      synchronized: batch-norm statistics over all replicas of a ``tf.distribute`` strategy
+        (TensorFlow backend only) instead of each replica's share of the batch.
     """
 
-    def __init__(self, filters, strides=1, step_size=1.0, kernel_regularizer=None, **kwargs):
+    def __init__(self, filters, strides=1, step_size=1.0, kernel_regularizer=None, synchronized=False, **kwargs):
         super().__init__(**kwargs)
         if strides not in (1, 2):
             raise ValueError(f"strides must be 1 or 2, got {strides}")
         self.filters = int(filters)
         self.strides = int(strides)
         self.step_size = float(step_size)
+        self.synchronized = bool(synchronized)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         conv = dict(kernel_size=3, padding="same", use_bias=False,
                     kernel_initializer="he_normal", kernel_regularizer=self.kernel_regularizer)
-        self.bn1 = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name="bn1")
+        norm = dict(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, synchronized=self.synchronized)
+        self.bn1 = keras.layers.BatchNormalization(name="bn1", **norm)
         self.conv1 = keras.layers.Conv2D(self.filters, strides=self.strides, name="conv1", **conv)
-        self.bn2 = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name="bn2")
+        self.bn2 = keras.layers.BatchNormalization(name="bn2", **norm)
         self.conv2 = keras.layers.Conv2D(self.filters, name="conv2", **conv)
 
     def build(self, input_shape):
@@ -78,12 +92,7 @@ class ResidualBlock(keras.layers.Layer):
 
     def shortcut(self, inputs):
         """P(Y): identity, or stride-2 subsampling with zero-padded channels."""
-        if self.strides == 2:
-            inputs = inputs[:, ::2, ::2, :]
-        extra = self.filters - inputs.shape[-1]
-        if extra:
-            inputs = ops.pad(inputs, [[0, 0], [0, 0], [0, 0], [0, extra]])
-        return inputs
+        return shortcut(inputs, self.filters, self.strides)
 
     def call(self, inputs, training=None):
         return self.shortcut(inputs) + self.step_size * self.residual(inputs, training=training)
@@ -97,6 +106,35 @@ class ResidualBlock(keras.layers.Layer):
             filters=self.filters,
             strides=self.strides,
             step_size=self.step_size,
+            synchronized=self.synchronized,
             kernel_regularizer=keras.regularizers.serialize(self.kernel_regularizer),
         )
         return config
+
+
+@keras.saving.register_keras_serializable(package="ml_resnet_tf")
+class Shortcut(keras.layers.Layer):
+    """A residual block with its residual module removed: ``Y_{j+1} = P(Y_j)``.
+
+    This is what deleting a downsampling block leaves (Section 3.3). A block that
+    keeps the shape can simply be left out, but one that halves the resolution and
+    widens the channels cannot: the blocks after it expect its output's shape.
+    Removing only ``h * F`` keeps that shape and is exactly the removal Eq. 8 analyses.
+    """
+
+    def __init__(self, filters, strides=1, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.strides = int(strides)
+
+    def call(self, inputs):
+        return shortcut(inputs, self.filters, self.strides)
+
+    def compute_output_shape(self, input_shape):
+        height, width = input_shape[1:3]
+        if self.strides == 2:
+            height, width = [None if d is None else (d + 1) // 2 for d in (height, width)]
+        return (input_shape[0], height, width, self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "strides": self.strides}

@@ -40,7 +40,7 @@ def kernel_regularizer(weight_decay):
 
 
 def build_resnet(blocks_per_stage=(2, 2, 2), base_width=16, step_size=1.0, num_classes=10,
-                 input_shape=(32, 32, 3), weight_decay=0.0, name="resnet"):
+                 input_shape=(32, 32, 3), weight_decay=0.0, name="resnet", sync_batch_norm=False):
     """Builds a pre-activation ResNet with explicit step size ``h`` (Eq. 2).
 
     Args:
@@ -51,6 +51,10 @@ def build_resnet(blocks_per_stage=(2, 2, 2), base_width=16, step_size=1.0, num_c
       input_shape: (height, width, channels) of one image.
       weight_decay: coupled L2 coefficient on conv and dense kernels (0 for none).
       name: the model's name.
+      sync_batch_norm: batch-norm statistics over all replicas of a ``tf.distribute`` strategy.
+
+    The classifier computes in float32 under a mixed-precision policy, so that the logits and
+    the loss keep full precision.
     """
     blocks_per_stage = tuple(int(n) for n in blocks_per_stage)
     if not blocks_per_stage or min(blocks_per_stage) < 1:
@@ -67,12 +71,14 @@ def build_resnet(blocks_per_stage=(2, 2, 2), base_width=16, step_size=1.0, num_c
         for index in range(1, blocks + 1):
             strides = 2 if stage > 1 and index == 1 else 1
             layers.append(ResidualBlock(base_width * widen, strides=strides, step_size=step_size,
-                                        kernel_regularizer=regularizer, name=block_name(stage, index)))
+                                        kernel_regularizer=regularizer, synchronized=sync_batch_norm,
+                                        name=block_name(stage, index)))
     layers += [
-        keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name="final_bn"),
+        keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, synchronized=sync_batch_norm,
+                                        name="final_bn"),
         keras.layers.ReLU(name="final_relu"),
         keras.layers.GlobalAveragePooling2D(name="pool"),
-        keras.layers.Dense(num_classes, kernel_regularizer=regularizer, name="classifier"),
+        keras.layers.Dense(num_classes, kernel_regularizer=regularizer, dtype="float32", name="classifier"),
     ]
     return keras.Sequential(layers, name=name)
 
@@ -129,3 +135,18 @@ def step_size(model):
 def format_blocks(blocks):
     """``(2, 2, 2)`` -> ``'2-2-2'``, the paper's notation."""
     return "-".join(str(n) for n in blocks)
+
+
+def compile_model(model, schedule, momentum=0.9, start_step=0, jit_compile="auto", steps_per_execution=1):
+    """Compiles ``model`` with a fresh SGD optimizer whose step counter starts at ``start_step``.
+
+    Under a ``mixed_float16`` policy Keras wraps the optimizer in a LossScaleOptimizer itself.
+    """
+    optimizer = keras.optimizers.SGD(schedule, momentum=momentum)
+    model.compile(optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                  jit_compile={"true": True, "false": False}.get(jit_compile, jit_compile),
+                  steps_per_execution=steps_per_execution)
+    model.optimizer.build(model.trainable_variables)
+    model.optimizer.iterations.assign(start_step)
+    return model

@@ -20,8 +20,10 @@ import keras
 
 RESULTS = "results.json"
 FINAL_MODEL = "model.keras"
-# Flags that may differ when a run resumes: where the data lives does not change the run.
-RESUMABLE_CHANGES = frozenset({"data_dir", "download", "model_dir"})
+# Flags that may differ when a run resumes: where the data lives, and how the same steps are
+# compiled and dispatched, do not change the run.
+RESUMABLE_CHANGES = frozenset({"data_dir", "download", "model_dir", "jit_compile", "steps_per_execution",
+                               "data_threads"})
 TIME_NOTE = ("train_seconds count training steps and interpolations only: evaluation, "
              "checkpointing and logging are excluded, as in the paper's 'Time'")
 
@@ -54,17 +56,18 @@ class RunRecord:
         self.results = results
 
     @classmethod
-    def open(cls, model_dir, flags):
+    def open(cls, model_dir, flags, defaults=None):
         """Resumes the run in ``model_dir`` or starts a new one, written on its first ``save``.
 
         Raises RunError, touching nothing, when the directory holds other files
-        or a run with different ``flags``.
+        or a run with different ``flags``. A flag the stored run predates counts as
+        its value in ``defaults``, so adding a flag does not strand older runs.
         """
         flags = json.loads(json.dumps(flags))  # compare as stored: tuples become lists
         path = os.path.join(model_dir, RESULTS)
         if os.path.isfile(path):
             results = read_json(path)
-            old = results.get("flags", {})
+            old = {**json.loads(json.dumps(defaults or {})), **results.get("flags", {})}
             changed = sorted(k for k in set(old) | set(flags)
                              if k not in RESUMABLE_CHANGES and old.get(k) != flags.get(k))
             if changed:
@@ -107,12 +110,40 @@ class RunRecord:
         if not os.path.isfile(path):
             raise RunError(f"{path} is missing, so {self.model_dir} cannot resume; "
                            "move the directory away to start the run again")
-        return keras.models.load_model(path)
+        return load_model(path)
 
     def finish(self, model, final):
         model.save(os.path.join(self.model_dir, FINAL_MODEL))
         self.results.update(status="finished", final=final)
         self.save()
+
+
+def load_model(path):
+    """``keras.models.load_model``, with a one-line RunError for a file this code cannot read."""
+    try:
+        return keras.models.load_model(path)
+    except (OSError, ValueError, TypeError) as error:
+        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        raise RunError(f"cannot load {path} ({reason[:200]}); was it written by another version of "
+                       "ml_resnet_tf?") from None
+
+
+def load_trained(model_dir):
+    """A run's trained model and results: ``model.keras`` when finished, else its latest checkpoint.
+
+    Returns ``(model, results, path)``. Raises RunError with what to pass instead.
+    """
+    path = os.path.join(model_dir, RESULTS)
+    if not os.path.isfile(path):
+        raise RunError(f"{model_dir} holds no {RESULTS}: pass the --model_dir of a run "
+                       "trained with python -m experiments.train")
+    results = read_json(path)
+    record = RunRecord(model_dir, results)
+    if record.finished:
+        return load_model(os.path.join(model_dir, FINAL_MODEL)), results, os.path.join(model_dir, FINAL_MODEL)
+    if not record.epochs_done:
+        raise RunError(f"{model_dir} has not finished an epoch yet: nothing trained to analyse")
+    return record.load_checkpoint(), results, os.path.join(model_dir, results["checkpoint"])
 
 
 def _show(value):

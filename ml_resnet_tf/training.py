@@ -19,6 +19,12 @@ Where the paper is silent:
   against. Pass ``step_size=0.25`` to train it with the multi-level run's final h.
 * **Weight decay** is coupled L2 on conv and dense kernels (see
   ``models.kernel_regularizer``), not on batch-norm parameters.
+
+Devices and precision: ``strategy`` (``distribute``) wraps the whole run, building,
+interpolating, compiling and fitting, in one ``tf.distribute`` scope, and ``batch_size``
+is the global batch that the strategy splits over its replicas. ``mixed_precision`` is the
+Keras dtype policy for the run only; ``jit_compile``, ``steps_per_execution`` and
+``data_threads`` change speed, not results, so a run may resume with other values.
 """
 
 import dataclasses
@@ -30,7 +36,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ml_resnet_tf import analysis, data, models
+from ml_resnet_tf import analysis, data, distribute, models
 from ml_resnet_tf.interpolation import interpolate
 from ml_resnet_tf.records import RunRecord
 from ml_resnet_tf.schedules import CyclicCosineDecay
@@ -78,10 +84,18 @@ class TrainConfig:
     lr_min: float = 0.001
     weight_decay: float = 2e-4
     momentum: float = 0.9
+    lr_restart: bool = True
     seed: int = 0
     train_subset: int = 0
     scale: float = 1.0
     deterministic: bool = False
+    jit_compile: str = "auto"
+    mixed_precision: str = "float32"
+    steps_per_execution: int = 1
+    data_threads: int = 0
+    strategy: str = "default"
+    sync_batch_norm: bool = False
+    lr_scaling: str = "none"
 
     def __post_init__(self):
         object.__setattr__(self, "start_blocks", tuple(int(b) for b in self.start_blocks))
@@ -94,8 +108,12 @@ class TrainConfig:
             raise ConfigError(f"--model: {error}") from None
         for name in ("epochs", "step_size", "lr_max", "momentum", "scale"):
             _check(getattr(self, name) > 0, f"--{name} must be positive, got {getattr(self, name)}")
-        for name in ("batch_size", "lr_min", "weight_decay", "train_subset"):
+        for name in ("batch_size", "lr_min", "weight_decay", "train_subset", "data_threads"):
             _check(getattr(self, name) >= 0, f"--{name} must not be negative, got {getattr(self, name)}")
+        _check(self.steps_per_execution >= 1, f"--steps_per_execution must be at least 1, got {self.steps_per_execution}")
+        for name, choices in CHOICES.items():
+            _check(getattr(self, name) in choices, f"--{name} must be one of {', '.join(choices)}, "
+                   f"got {getattr(self, name)!r}")
         _check(self.momentum < 1, f"--momentum must be below 1, got {self.momentum}")
         _check(self.lr_min <= self.lr_max, f"--lr_min={self.lr_min} is above --lr_max={self.lr_max}")
         bounds = (0,) + self.run_boundaries + (self.run_epochs,)
@@ -150,7 +168,15 @@ class TrainConfig:
 
     @property
     def effective_batch_size(self):
+        """The global batch: split evenly over the replicas of ``strategy``."""
         return self.batch_size or self.spec.batch_size
+
+    @property
+    def learning_rates(self):
+        """(eta_max, eta_min) after ``lr_scaling``: 'linear' multiplies both by global batch / the
+        paper's batch (Goyal et al. 2017), for runs that grow the batch with the devices."""
+        factor = self.effective_batch_size / self.spec.batch_size if self.lr_scaling == "linear" else 1.0
+        return self.lr_max * factor, self.lr_min * factor
 
     def cycles(self):
         """The cycles of the run (Table 1)."""
@@ -161,6 +187,17 @@ class TrainConfig:
             blocks = tuple(b // 2 ** (k - i) for b in self.final_blocks) if k else self.final_blocks
             plan.append(Cycle(i + 1, start, end, blocks, self.step_size / 2 ** i if k else self.step_size))
         return plan
+
+
+# The flags a run may omit; a stored run that predates one of them resumes with its default.
+DEFAULTS = {field.name: field.default for field in dataclasses.fields(TrainConfig)
+            if field.default is not dataclasses.MISSING}
+
+
+CHOICES = {"jit_compile": ("auto", "true", "false"),
+           "mixed_precision": ("float32", "mixed_float16", "mixed_bfloat16"),
+           "strategy": tuple(distribute.STRATEGIES),
+           "lr_scaling": ("none", "linear")}
 
 
 class ConfigError(ValueError):
@@ -181,19 +218,11 @@ def _csv(values):
 
 
 def _schedule(config, steps_per_epoch):
-    """Eq. 9 on the global step, restarting at every cycle boundary."""
-    return CyclicCosineDecay(config.lr_max, config.lr_min, [e * steps_per_epoch for e in config.run_boundaries],
+    """Eq. 9 on the global step, restarting at every cycle boundary; with ``lr_restart=False``,
+    one cosine over the whole run (Fig. 10's "without resetting the learning rate")."""
+    boundaries = config.run_boundaries if config.lr_restart else ()
+    return CyclicCosineDecay(*config.learning_rates, [e * steps_per_epoch for e in boundaries],
                              config.run_epochs * steps_per_epoch)
-
-
-def _compile(model, config, schedule, start_step):
-    """A fresh SGD optimizer whose step counter starts at the global step ``start_step``."""
-    optimizer = keras.optimizers.SGD(schedule, momentum=config.momentum)
-    model.compile(optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
-    optimizer.build(model.trainable_variables)
-    optimizer.iterations.assign(start_step)
-    return model
 
 
 def _trainable_params(model):
@@ -285,12 +314,13 @@ def _start_cycle(model, cycle, config, images, test_data, schedule, steps, resul
     """
     if model is not None and models.blocks_per_stage(model) == cycle.blocks_per_stage:
         for momentum in model.optimizer.momentums:
-            momentum.assign(keras.ops.zeros_like(momentum))
+            momentum.assign(keras.ops.zeros(momentum.shape, momentum.dtype))
     else:
         if model is None:
             model = models.build_resnet(cycle.blocks_per_stage, models.parse_model_name(config.model)[1],
                                         cycle.step_size, images.spec.num_classes, images.spec.image_shape,
-                                        config.weight_decay, name=config.model)
+                                        config.weight_decay, name=config.model,
+                                        sync_batch_norm=config.sync_batch_norm)
         else:
             model, change = _interpolate(model, cycle, test_data, images.test_labels, config.seed)
             results["interpolations"] = [i for i in results["interpolations"] if i["cycle"] < cycle.index] + [change]
@@ -302,7 +332,8 @@ def _start_cycle(model, cycle, config, images, test_data, schedule, steps, resul
                 f"{cycle.start_epoch}: test accuracy {change['test_accuracy_before']:.2%} -> "
                 f"{change['test_accuracy_after']:.2%}, top-1 agreement {change['top1_agreement']:.2%}, "
                 f"relative logit change {change['relative_logit_change']:.3f}")
-        _compile(model, config, schedule, cycle.start_epoch * steps)
+        models.compile_model(model, schedule, config.momentum, cycle.start_epoch * steps, config.jit_compile,
+                      config.steps_per_execution)
     results["cycles"] = results["cycles"][:cycle.index - 1] + [{
         "cycle": cycle.index, "start_epoch": cycle.start_epoch, "end_epoch": cycle.end_epoch,
         "blocks_per_stage": list(cycle.blocks_per_stage), "step_size": cycle.step_size,
@@ -316,7 +347,7 @@ def train(config, callbacks=(), verbose=1, log=print):
     ``callbacks`` are extra Keras callbacks for every cycle's ``fit``.
     Raises ConfigError, data.DataError or records.RunError with a one-line message.
     """
-    record = RunRecord.open(config.model_dir, dataclasses.asdict(config))
+    record = RunRecord.open(config.model_dir, dataclasses.asdict(config), DEFAULTS)
     if record.finished:
         final = record.results["final"]
         log(f"{config.model_dir} holds a finished run: test error {final['test_error']:.2%}, "
@@ -324,11 +355,31 @@ def train(config, callbacks=(), verbose=1, log=print):
         return record.results
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
-    images = data.load(config.dataset, config.data_dir or None, config.download, config.train_subset)
+    try:
+        strategy = distribute.make_strategy(config.strategy)
+    except ValueError as error:
+        raise ConfigError(f"--strategy={config.strategy}: {error}") from None
     batch_size = config.effective_batch_size
+    if batch_size % strategy.num_replicas_in_sync:
+        raise ConfigError(f"--batch_size={batch_size} does not split over {strategy.num_replicas_in_sync} replicas: "
+                          "make the global batch a multiple of the replicas")
+    images = data.load(config.dataset, config.data_dir or None, config.download, config.train_subset)
     steps = len(images.train_images) // batch_size
     if not steps:
         raise ConfigError(f"--batch_size={batch_size} is larger than the {len(images.train_images)} training images")
+    log(f"{config.strategy} strategy: {strategy.num_replicas_in_sync} replicas, global batch {batch_size}, "
+        f"{config.mixed_precision}, jit_compile={config.jit_compile}, steps_per_execution={config.steps_per_execution}")
+    previous_policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(config.mixed_precision)
+    try:
+        with strategy.scope():
+            return _train(config, record, images, batch_size, steps, callbacks, verbose, log)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+
+
+def _train(config, record, images, batch_size, steps, callbacks, verbose, log):
+    """The cycles of ``train``, inside its strategy's scope and dtype policy."""
     test_data = data.test_dataset(images.test_images, images.test_labels, batch_size)
     probe = data.standardize(images.test_images[:PROBE_IMAGES]).numpy()
     schedule = _schedule(config, steps)
@@ -346,7 +397,7 @@ def train(config, callbacks=(), verbose=1, log=print):
             record.save()
         first = max(done, cycle.start_epoch)
         model.fit(data.train_dataset(images.train_images, images.train_labels, images.spec.pad, batch_size,
-                                     config.seed, first, cycle.end_epoch),
+                                     config.seed, first, cycle.end_epoch, config.data_threads),
                   epochs=cycle.end_epoch, initial_epoch=first, steps_per_epoch=steps,
                   validation_data=test_data, shuffle=False, verbose=verbose,
                   callbacks=[EpochRecorder(record, cycle, schedule, probe, writer),

@@ -1,9 +1,27 @@
 """Test helpers: a layer-test routine and writers for the datasets' binary layouts."""
 
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_module(module, *args, timeout=600, env=None):
+    """``python -m MODULE ARGS`` from the repository root, as a user runs the binaries."""
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+def error_lines(stderr):
+    """What the user reads, less TensorFlow's start-up logging and absl's help hint."""
+    return [line for line in stderr.splitlines()
+            if line.strip() and not line.startswith(("WARNING: All log", "I0000", "E0000", "W0000"))
+            and "--helpshort" not in line]
 
 
 def run_layer_test(layer, input_shape, expected_output_shape, expected_trainable, expected_non_trainable,

@@ -2,19 +2,17 @@
 
 import csv
 import os
-import subprocess
-import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import helpers
+
 ROWS = ["ResNet-14", "ResNet-50", "ResNet-50-i", "ResNet-32", "ResNet-122", "ResNet-122-i"]
 
 
 def reproduce(tmp_path, data_dir):
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.reproduce", "--table=3", "--datasets=cifar10", f"--data_dir={data_dir}",
-         "--scale=0.02", "--train_subset=100", f"--runs_dir={tmp_path / 'runs'}",
-         f"--results_dir={tmp_path / 'results'}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    return helpers.run_module(
+        "experiments.reproduce", "--table=3", "--datasets=cifar10", f"--data_dir={data_dir}", "--scale=0.02",
+        "--train_subset=100", f"--runs_dir={tmp_path / 'runs'}", f"--results_dir={tmp_path / 'results'}",
+        timeout=1200)
 
 
 def test_table3_harness(tmp_path, tiny_cifar10):

@@ -2,24 +2,14 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import helpers
 
 
 def run_train(*args):
-    return subprocess.run([sys.executable, "-m", "experiments.train", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
-
-
-def error_lines(stderr):
-    """What the user reads, less TensorFlow's start-up logging and absl's help hint."""
-    return [line for line in stderr.splitlines()
-            if line.strip() and not line.startswith(("WARNING: All log", "I0000", "E0000", "W0000"))
-            and "--helpshort" not in line]
+    return helpers.run_module("experiments.train", *args, timeout=300)
 
 
 @pytest.fixture
@@ -44,7 +34,7 @@ def test_bad_flags(args, message, finished_run):
     result = run_train(f"--model_dir={finished_run}", *args)
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
-    lines = error_lines(result.stderr)
+    lines = helpers.error_lines(result.stderr)
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert (finished_run / "results.json").read_bytes() == before and os.listdir(finished_run) == ["results.json"]
 
@@ -52,13 +42,13 @@ def test_bad_flags(args, message, finished_run):
 def test_missing_model_dir():
     result = run_train("--model=resnet14")
     assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert any("--model_dir" in line for line in error_lines(result.stderr))
+    assert any("--model_dir" in line for line in helpers.error_lines(result.stderr))
 
 
 def test_missing_dataset_offline(tmp_path):
     result = run_train(f"--model_dir={tmp_path / 'new'}", f"--data_dir={tmp_path}", "--nodownload")
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    (line,) = error_lines(result.stderr)
+    (line,) = helpers.error_lines(result.stderr)
     assert line.startswith("error: CIFAR-10: not prepared") and "--data_dir=DIR with cifar-10-batches-bin/" in line
     assert not (tmp_path / "new").exists()
 
@@ -72,7 +62,7 @@ def test_other_flags_on_an_existing_run(tmp_path, tiny_cifar10):
     results = (folder / "results.json").read_bytes()
     again = run_train(f"--model_dir={folder}", "--epochs=2", *common)
     assert again.returncode == 1
-    (line,) = error_lines(again.stderr)
+    (line,) = helpers.error_lines(again.stderr)
     assert line == f"error: {folder} holds a run with --epochs=1, not 2: pass its flags to resume it, " \
                    "or choose a new --model_dir"
     assert (folder / "results.json").read_bytes() == results

@@ -43,6 +43,9 @@ def test_baselines_restart_without_interpolating():
     (dict(start_blocks=(2, 2)), "does not double into resnet50"),
     (dict(start_blocks=(2, 2, 2), interpolations=1), "reaches resnet50 in 2 interpolations"),
     (dict(model="resnet32", interpolations=1, interpolate_at=(60,)), "cannot be halved 1 times"),
+    (dict(strategy="horovod"), "--strategy must be one of default, mirrored, multi_worker, tpu"),
+    (dict(mixed_precision="fp16"), "--mixed_precision must be one of float32"),
+    (dict(steps_per_execution=0), "--steps_per_execution must be at least 1"),
 ])
 def test_invalid_configs_raise_one_line(changes, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")) as error:
@@ -138,6 +141,19 @@ def test_records_what_the_issue_asks_for(tmp_path, tiny_cifar10):
     assert tags["dynamics"]["blocks"] == tags["dynamics"]["step_size"] == [0, 1, 2, 3]
     assert tags["dynamics"]["residual_norm/stage3_block2"] == [2, 3]  # the block exists from cycle 2 on
     assert tags["dynamics"]["interpolation/test_accuracy_after"] == [2]
+
+
+def test_performance_options_train_and_are_recorded(tmp_path, tiny_cifar10):
+    config = tiny_config(tmp_path / "run", tiny_cifar10, epochs=2, interpolate_at=(1,), jit_compile="true",
+                         steps_per_execution=2, mixed_precision="mixed_bfloat16", deterministic=False)
+    results = train(config, verbose=0, log=lambda line: None)
+    assert {k: results["flags"][k] for k in ("jit_compile", "steps_per_execution", "mixed_precision")} == {
+        "jit_compile": "true", "steps_per_execution": 2, "mixed_precision": "mixed_bfloat16"}
+    assert all(np.isfinite(e["train_loss"]) for e in results["epochs"]) and len(results["epochs"]) == 2
+    model = keras.models.load_model(tmp_path / "run" / "model.keras")
+    assert model.get_layer("stage1_block1").dtype_policy.name == "mixed_bfloat16"
+    assert model.get_layer("classifier").compute_dtype == "float32"  # logits and loss in full precision
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
 
 
 def test_a_finished_run_is_reported_not_retrained(tmp_path, tiny_cifar10):

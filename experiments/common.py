@@ -1,0 +1,72 @@
+"""What the experiment binaries share: one-line errors, scaled-down labels, and a queue of training runs."""
+
+import contextlib
+import os
+import subprocess
+import sys
+
+from ml_resnet_tf.data import DataError
+from ml_resnet_tf.records import RunError, read_json
+from ml_resnet_tf.training import ConfigError
+
+
+@contextlib.contextmanager
+def one_line_errors():
+    """Bad input (flags, folders, files) ends the binary with one line on stderr and exit status 1."""
+    try:
+        yield
+    except (ConfigError, DataError, RunError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+
+
+def analysis_dir(model_dir, chosen):
+    """``--output_dir``, or ``MODEL_DIR/analysis``: beside the run, never over its results.json."""
+    path = chosen or os.path.join(model_dir, "analysis")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def scale_label(scale, train_subset):
+    """``-scale0.02-subset2000`` for a scaled-down harness, so its runs and outputs never mix with real ones."""
+    return (f"-scale{scale:g}" if scale != 1 else "") + (f"-subset{train_subset}" if train_subset else "")
+
+
+def scale_note(scale, train_subset, paper_settings):
+    """The line under a table or figure: the paper's settings, or a warning that the runs were scaled down."""
+    if scale == 1 and not train_subset:
+        return paper_settings
+    return (f"Scaled-down runs (epochs x{scale:g}" + (f", first {train_subset} training images" if train_subset else "")
+            + "): compare them with each other, not with the paper's numbers.")
+
+
+def finished(results_path):
+    try:
+        return read_json(results_path)["status"] == "finished"
+    except RunError:
+        return False
+
+
+def train_all(runs, scale, train_subset, data_dir):
+    """Runs ``python -m experiments.train`` for each ``(title, model_dir, flags)`` whose run is not finished,
+    one after another (an interrupted one resumes). Returns the titles of the runs that failed."""
+    failed = []
+    for index, (title, model_dir, run_flags) in enumerate(runs, start=1):
+        if finished(f"{model_dir}/results.json"):
+            print(f"[{index}/{len(runs)}] {title}: finished, skipped ({model_dir})", flush=True)
+            continue
+        command = [sys.executable, "-m", "experiments.train", *run_flags, f"--model_dir={model_dir}",
+                   f"--scale={scale}", f"--train_subset={train_subset}"]
+        if data_dir:
+            command.append(f"--data_dir={data_dir}")
+        print(f"[{index}/{len(runs)}] {title}: {' '.join(command[1:])}", flush=True)
+        if subprocess.call(command):
+            failed.append(title)
+    return failed
+
+
+def report_failures(failed):
+    if failed:
+        print(f"error: {len(failed)} runs failed ({'; '.join(failed)}). Rerun the same command to retry them.",
+              file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,107 @@
+"""Reproduces the analysis figures: 3, 4, 7 (residual norms), the lesion study, 9 and 10 (learning rate).
+
+    python -m experiments.figures [--figures=3,4,7,lesion,9,10] [--datasets=cifar10] [--seeds=10]
+                                  [--data_dir=DIR] [--scale=0.02 --train_subset=2000]
+
+It trains the runs the chosen figures need (``experiments/configs/figures/*.cfg`` plus each
+run's own flags, printed before it starts), one after another in
+``--runs_dir/figures[-scale...]/``; finished runs are skipped and interrupted ones resume, as in
+``experiments.reproduce``. Then it measures and draws from the finished runs:
+
+* ``norms.json``, ``figure3.png``, ``figure4.png``, ``figure7.png``: residual norms of models
+  trained as plain ResNets (one cosine cycle) at several depths and step sizes;
+* ``lesion-DATASET.json`` / ``.png``: Section 3.3 on ResNet-110;
+* ``figure9.png``: final test accuracy over an eta_max x eta_min grid for ResNet-50-i;
+* ``figure10.png``: ResNet-50-i with and without the learning-rate reset, ``--seeds`` seeds each,
+  mean and 95% interval.
+
+Every output name carries the scaled-down label, so a trial never overwrites the real thing.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+from experiments import common  # noqa: E402
+from ml_resnet_tf import data, plotting, studies  # noqa: E402
+from ml_resnet_tf.records import write_json  # noqa: E402
+
+flags.DEFINE_list("figures", list(studies.FIGURES), "Figures to reproduce: any of 3,4,7,lesion,9,10.")
+flags.DEFINE_list("datasets", list(data.DATASETS), "Datasets to run, where a figure is drawn for them.")
+flags.DEFINE_integer("seeds", 10, "Seeds per setting of Fig. 10 (the paper repeats each 10 times).")
+flags.DEFINE_string("data_dir", "", "Passed to every run: offline copies or a tensorflow_datasets data dir.")
+flags.DEFINE_float("scale", 1.0, "Shrink every run's epochs and cycle boundaries by this factor.")
+flags.DEFINE_integer("train_subset", 0, "Train every run on the first N images only; 0 for all.")
+flags.DEFINE_integer("num_images", 0, "Measure norms and lesions on the first N test images; 0 for all.")
+flags.DEFINE_integer("draws", 5, "Random draws per lesion setting.")
+flags.DEFINE_string("runs_dir", "runs", "Where the runs' folders go.")
+flags.DEFINE_string("results_dir", "results", "Where the JSON and figures go.")
+flags.DEFINE_bool("train", True, "Train what is missing; --notrain only measures and draws from finished runs.")
+flags.register_validator("figures", lambda names: set(names) <= set(studies.FIGURES),
+                         f"--figures takes a comma-separated subset of {','.join(studies.FIGURES)}")
+flags.register_validator("datasets", lambda names: set(names) <= set(data.DATASETS),
+                         f"--datasets takes a comma-separated subset of {','.join(data.DATASETS)}")
+flags.register_validator("scale", lambda scale: scale > 0, "--scale must be positive")
+for _name in ("seeds", "draws"):
+    flags.register_validator(_name, lambda n: n >= 1, f"--{_name} must be at least 1")
+for _name in ("train_subset", "num_images"):
+    flags.register_validator(_name, lambda n: n >= 0, f"--{_name} must not be negative")
+
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    suffix = common.scale_label(FLAGS.scale, FLAGS.train_subset)
+    note = common.scale_note(FLAGS.scale, FLAGS.train_subset, "")
+    root = os.path.join(FLAGS.runs_dir, f"figures{suffix}")
+    needed = {f: studies.figure_runs(f, FLAGS.datasets, FLAGS.seeds) for f in FLAGS.figures}
+    unique = list({run.key: run for runs in needed.values() for run in runs}.values())
+    failed = []
+    if FLAGS.train:
+        failed = common.train_all([(run.key, os.path.join(root, run.key), run.command_flags()) for run in unique],
+                                  FLAGS.scale, FLAGS.train_subset, FLAGS.data_dir)
+
+    def done(runs):
+        return [os.path.join(root, run.key) for run in runs
+                if common.finished(os.path.join(root, run.key, "results.json"))]
+
+    os.makedirs(FLAGS.results_dir, exist_ok=True)
+
+    def out(name):  # norms.json -> results/norms-scale0.02.json
+        return os.path.join(FLAGS.results_dir, name.replace(".", f"{suffix}.", 1))
+
+    written = []
+    with common.one_line_errors():
+        norm_figures = [f for f in ("3", "4", "7") if f in needed]
+        entries = studies.measure_norms(sorted({d for f in norm_figures for d in done(needed[f])}),
+                                        FLAGS.data_dir, FLAGS.num_images)
+        if entries:
+            write_json(out("norms.json"), entries)
+            written.append(out("norms.json"))
+        for f in norm_figures:
+            chosen = set(done(needed[f]))
+            written += studies.draw_norm_figures(entries, {f: (out(f"figure{f}.png"),
+                                                               [e for e in entries if e["model_dir"] in chosen])},
+                                                 note)
+        for model_dir in done(needed.get("lesion", [])):
+            study = studies.run_lesion(model_dir, FLAGS.data_dir, FLAGS.num_images, FLAGS.draws)
+            name = out(f"lesion-{study['dataset']}.json")
+            write_json(name, study)
+            written += [name, studies.draw_lesion_figure(name.replace(".json", ".png"), study, note)]
+    if "9" in needed:
+        written.append(plotting.lr_grid_figure(out("figure9.png"), studies.lr_grid(root, FLAGS.datasets), note))
+    if "10" in needed:
+        written.append(plotting.lr_reset_figure(out("figure10.png"),
+                                                studies.lr_reset(root, FLAGS.datasets, FLAGS.seeds), note))
+    for path in written:
+        print(f"wrote {path}")
+    print(f"runs: tensorboard --logdir {root}")
+    common.report_failures(failed)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,51 @@
+"""Residual norms of trained runs: Figs. 3, 4 and 7 (Section 3.2, Appendix C).
+
+    python -m experiments.norms --model_dir=runs/resnet32,runs/resnet62_h0.5,runs/resnet122_h0.25 \
+        --output_dir=results/norms
+
+For each run (its ``model.keras``, or its latest checkpoint if unfinished) it measures
+on the test images, in inference mode, every block's ``||Y_j||``, ``||G(Y_j)||`` and
+``||F(Y_j)|| = ||G(Y_j)|| / h``, each the per-example L2 norm over height x width x
+channels averaged over the images, and gamma, their mean over blocks. It writes
+``norms.json`` and three PNGs: ``figure3.png`` (gamma against the number of blocks,
+one panel per dataset), ``figure4.png`` (per-block norms, one panel per run) and
+``figure7.png`` (``||F||`` against conceptual time ``(j - 1) h``, one panel per dataset).
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+from experiments import common  # noqa: E402
+from ml_resnet_tf import studies  # noqa: E402
+from ml_resnet_tf.records import write_json  # noqa: E402
+
+flags.DEFINE_list("model_dir", None, "One or more run folders written by experiments.train, comma-separated.")
+flags.DEFINE_string("output_dir", "", "Where norms.json and the PNGs go; default: MODEL_DIR/analysis for one run.")
+flags.DEFINE_string("data_dir", "", "Where the test data are; default: where each run found its own.")
+flags.DEFINE_integer("num_images", 0, "Measure on the first N test images; 0 for all.")
+flags.mark_flag_as_required("model_dir")
+flags.register_validator("num_images", lambda n: n >= 0, "--num_images must not be negative")
+flags.register_multi_flags_validator(
+    ["model_dir", "output_dir"], lambda v: bool(v["output_dir"]) or len(v["model_dir"] or []) <= 1,
+    "--output_dir is required with more than one --model_dir")
+
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    with common.one_line_errors():
+        entries = studies.measure_norms(FLAGS.model_dir, FLAGS.data_dir, FLAGS.num_images)
+    folder = common.analysis_dir(FLAGS.model_dir[0], FLAGS.output_dir)
+    write_json(os.path.join(folder, "norms.json"), entries)
+    figures = {f: (os.path.join(folder, f"figure{f}.png"), entries) for f in ("3", "4", "7")}
+    for path in [os.path.join(folder, "norms.json")] + studies.draw_norm_figures(entries, figures):
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    app.run(main)

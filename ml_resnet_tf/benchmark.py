@@ -1,0 +1,124 @@
+"""Measurements behind ``make bench``: where a multi-level run's time goes (Section 4.2 made real).
+
+A multi-level run saves time only if each cheap, shallow cycle really runs faster than the
+deep one. Three things can eat the saving: an input pipeline slower than the shallow model,
+the rebuild and recompile at every interpolation, and fixed per-step overheads. Each
+function here measures one of them, with the model written in ``keras.ops`` only, so the
+model-side numbers can be taken under any Keras backend. The input pipeline is TensorFlow's.
+
+Every timing is repeated; :func:`summary` reports the median and the spread (min, max).
+"""
+
+import time
+
+import numpy as np
+
+from ml_resnet_tf import costs, models
+from ml_resnet_tf.interpolation import interpolate
+
+ARCHITECTURES = ("2-2-2", "4-4-4", "8-8-8", "5-5-5", "10-10-10", "20-20-20")
+WIDTHS = {"resnet": 16, "wresnet": 32}
+
+
+def summary(values):
+    """Median and spread of repeated measurements."""
+    values = sorted(float(v) for v in values)
+    return {"median": float(np.median(values)), "min": values[0], "max": values[-1], "values": values}
+
+
+def parse_blocks(text):
+    """``'2-2-2'`` -> (2, 2, 2)."""
+    return tuple(int(n) for n in text.split("-"))
+
+
+def synthetic_images(count, image_shape=(32, 32, 3), num_classes=10, seed=0):
+    """Random uint8 images and labels: throughput does not depend on what the pixels show."""
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, 256, (count,) + tuple(image_shape), dtype=np.uint8),
+            rng.integers(0, num_classes, count).astype(np.int32))
+
+
+def build(family, blocks, num_classes=10, image_shape=(32, 32, 3), step_size=1.0, options=None):
+    """A compiled model of ``family`` ('resnet' or 'wresnet') with ``blocks``; ``options`` are
+    ``compile_model``'s ``jit_compile`` and ``steps_per_execution``."""
+    model = models.build_resnet(blocks, WIDTHS[family], step_size, num_classes, image_shape, weight_decay=2e-4,
+                                name=f"{family}{2 * sum(blocks) + 2}")
+    return models.compile_model(model, 0.1, **(options or {}))
+
+
+def _standardized(images):
+    x = images.astype(np.float32)
+    mean = x.mean(axis=(1, 2, 3), keepdims=True)
+    return (x - mean) / np.maximum(x.std(axis=(1, 2, 3), keepdims=True), 1.0 / np.sqrt(x[0].size))
+
+
+WARMUP_CALLS = 2
+
+
+def _timed(work, repeats):
+    """Seconds of each of ``repeats`` calls of ``work``, after untimed calls that warm it up.
+
+    The first call traces and compiles; the second is cheap insurance against what else warms up
+    on first use (kernels, allocators). Interference shows up in the spread, which is reported.
+    """
+    for _ in range(WARMUP_CALLS):
+        work()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def train_throughput(model, batches, batch_size, steps, repeats):
+    """Images/s of ``model.fit`` over ``steps`` steps, after one untimed call that traces the step.
+
+    ``batches`` is ``(images, labels)`` arrays already in memory (the model's own speed), or a
+    callable returning a fresh dataset of batches (the real input pipeline) each repeat.
+    """
+    def fit():
+        if callable(batches):
+            model.fit(batches(), steps_per_epoch=steps, epochs=1, shuffle=False, verbose=0)
+        else:
+            model.fit(*batches, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
+
+    return summary([steps * batch_size / t for t in _timed(fit, repeats)])
+
+
+def in_memory_batches(images, labels, batch_size, steps):
+    """``steps`` batches, standardized, as arrays any backend's ``fit`` reads without a pipeline."""
+    count = batch_size * steps
+    index = np.arange(count) % len(images)
+    return _standardized(images[index]), labels[index]
+
+
+def pipeline_throughput(make_dataset, batch_size, steps, repeats):
+    """Images/s the input pipeline alone delivers: ``steps`` batches pulled from a fresh iterator."""
+    def drain():
+        for _ in zip(range(steps), make_dataset()):
+            pass
+
+    return summary([steps * batch_size / t for t in _timed(drain, repeats)])
+
+
+def interpolation_cost(model, batches, batch_size, options=None):
+    """Seconds from ``interpolate(model)`` to the end of the new model's first training step,
+    its compile and tracing included: what a cycle boundary costs a run."""
+    x, y = batches[0][:batch_size], batches[1][:batch_size]
+    started = time.perf_counter()
+    new_model = models.compile_model(interpolate(model), 0.1, **(options or {}))
+    new_model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
+    return time.perf_counter() - started, new_model
+
+
+def flops(family, blocks, num_classes=10, image_shape=(32, 32, 3)):
+    return costs.flops_per_image(models.build_resnet(blocks, WIDTHS[family], num_classes=num_classes,
+                                                     input_shape=image_shape))
+
+
+def predicted_saving(cycle_epochs, step_seconds, steps_per_epoch, interpolation_seconds=()):
+    """1 - (multi-level time) / (last-cycle model's time) from measured step times per cycle's
+    architecture, plus the interpolations' measured costs (Section 4.2 with real costs)."""
+    multilevel = sum(e * steps_per_epoch * s for e, s in zip(cycle_epochs, step_seconds)) + sum(interpolation_seconds)
+    return 1.0 - multilevel / (sum(cycle_epochs) * steps_per_epoch * step_seconds[-1])

@@ -1,0 +1,51 @@
+"""Residual norms on a hand-built model whose answer is known, and the confidence intervals of Fig. 10."""
+
+import numpy as np
+import pytest
+
+from ml_resnet_tf import analysis, models, plotting
+from ml_resnet_tf.layers import BN_EPSILON
+
+
+def linear_resnet(blocks, step_size, c):
+    """One stage of 16 channels in which every block computes F(Y) = c * Y for Y >= 0.
+
+    Batch norms are the identity, conv1 is the identity and conv2 is c times the identity, so
+    F(Y) = c * relu(relu(Y)) = c * Y on non-negative features. The stem copies the three
+    image channels into the first three of sixteen. Hence Y_{j+1} = (1 + h c) Y_j exactly.
+    """
+    model = models.build_resnet((blocks,), num_classes=2, step_size=step_size)
+    identity = np.zeros((3, 3, 16, 16), "float32")
+    identity[1, 1] = np.eye(16)
+    stem = np.zeros((3, 3, 3, 16), "float32")
+    stem[1, 1, :, :3] = np.eye(3)
+    model.get_layer("stem_conv").kernel.assign(stem)
+    for block in models.stages(model)[0]:
+        for bn in (block.bn1, block.bn2):
+            bn.moving_variance.assign(np.full(16, 1 - BN_EPSILON, "float32"))
+        block.conv1.kernel.assign(identity)
+        block.conv2.kernel.assign(c * identity)
+    return model
+
+
+@pytest.mark.parametrize("blocks, h", [(3, 1.0), (6, 0.5)])
+def test_residual_norms_match_the_closed_form(blocks, h):
+    c = 0.2
+    images = np.random.default_rng(0).uniform(0.1, 1.0, size=(7, 32, 32, 3)).astype("float32")
+    images[:3] *= 3  # examples of different norms: the mean is over per-example norms
+    x_norm = np.linalg.norm(images.reshape(7, -1), axis=1).mean()
+    norms = analysis.residual_norms(linear_resnet(blocks, h, c), images, batch_size=4)
+    growth = (1 + h * c) ** np.arange(blocks)
+    np.testing.assert_allclose([b["input_norm"] for b in norms], x_norm * growth, rtol=1e-5)
+    np.testing.assert_allclose([b["residual_norm"] for b in norms], h * c * x_norm * growth, rtol=1e-5)
+    np.testing.assert_allclose([b["f_norm"] for b in norms], c * x_norm * growth, rtol=1e-5)
+    assert [b["time"] for b in norms] == pytest.approx(h * np.arange(blocks))
+    assert [b["index"] for b in norms] == list(range(1, blocks + 1))
+    assert analysis.mean_residual_norm(norms) == pytest.approx(h * c * x_norm * growth.mean(), rel=1e-5)
+
+
+def test_confidence_interval_uses_student_t():
+    mean, half = plotting.confidence_interval([[v] for v in range(10)])
+    assert mean[0] == pytest.approx(4.5)
+    assert half[0] == pytest.approx(2.262 * np.std(range(10), ddof=1) / np.sqrt(10), rel=1e-3)
+    assert plotting.confidence_interval([[1.0, 2.0]])[1].tolist() == [0.0, 0.0]

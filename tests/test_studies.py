@@ -1,0 +1,115 @@
+"""The analysis binaries and the figure harness as users run them, and the learning-rate study's options."""
+
+import json
+import math
+import os
+
+import pytest
+
+from ml_resnet_tf import studies
+from ml_resnet_tf.records import RunError, RunRecord
+from ml_resnet_tf.training import DEFAULTS, TrainConfig, _schedule, train
+from tests import helpers
+
+
+def test_figure_runs_follow_the_paper():
+    assert len(studies.figure_runs("9", ["cifar10"])) == len(studies.ETA_MAX) * len(studies.ETA_MIN) == 15
+    assert len(studies.figure_runs("10", ["cifar10", "cifar100", "stl10"], seeds=10)) == 60
+    assert studies.figure_runs("9", ["stl10"]) == []  # Fig. 9 is drawn for CIFAR-10 only
+    fig3 = studies.figure_runs("3", ["cifar10"])
+    assert [r.flags[:2] for r in fig3][-1] == ("--model=resnet110", "--step_size=1")
+    assert studies.figure_runs("lesion", ["cifar10"]) == studies.figure_runs("4", ["cifar10"])  # one shared run
+    assert [r.flags[:2] for r in studies.figure_runs("7", ["cifar100"])] == [
+        ("--model=resnet32", "--step_size=1"), ("--model=resnet62", "--step_size=0.5"),
+        ("--model=resnet122", "--step_size=0.25")]
+    for figure in studies.FIGURES:  # every flagfile a run names exists
+        for run in studies.figure_runs(figure, ["cifar10"], seeds=1):
+            assert os.path.isfile(os.path.join(helpers.ROOT, run.command_flags()[0].split("=", 1)[1]))
+
+
+def test_without_lr_restart_one_cosine_spans_all_cycles():
+    restart = _schedule(TrainConfig("unused", model="resnet50", start_blocks=(2, 2, 2)), 10)
+    once = _schedule(TrainConfig("unused", model="resnet50", start_blocks=(2, 2, 2), lr_restart=False), 10)
+    assert float(restart(600)) == pytest.approx(0.5)  # epoch 60: the second cycle restarts
+    eq9 = 0.001 + 0.5 * (0.5 - 0.001) * (1 + math.cos(math.pi * 600 / 1600))  # Eq. 9 with T = all 160 epochs
+    assert float(once(600)) == pytest.approx(eq9, rel=1e-6)
+
+
+def test_a_run_recorded_before_a_flag_existed_still_resumes(tmp_path):
+    flags = {**DEFAULTS, "model_dir": str(tmp_path / "old")}
+    older = {k: v for k, v in flags.items() if k != "lr_restart"}
+    os.makedirs(tmp_path / "old")
+    with open(tmp_path / "old" / "results.json", "w") as f:
+        json.dump({"status": "running", "flags": older, "epochs": []}, f)
+    assert RunRecord.open(str(tmp_path / "old"), flags, DEFAULTS).results["flags"] == json.loads(json.dumps(older))
+    with pytest.raises(RunError, match="--lr_restart=True, not False"):
+        RunRecord.open(str(tmp_path / "old"), {**flags, "lr_restart": False}, DEFAULTS)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, tiny_cifar10):
+    """A ResNet-8 (1-1-1) trained for one epoch on generated images."""
+    model_dir = tmp_path_factory.mktemp("runs") / "resnet8"
+    train(TrainConfig(str(model_dir), data_dir=str(tiny_cifar10), model="resnet8", epochs=1, interpolate_at=(),
+                      batch_size=50), verbose=0, log=lambda line: None)
+    return model_dir
+
+
+def test_norms_binary_writes_json_and_figures(trained_run, tmp_path):
+    result = helpers.run_module("experiments.norms", f"--model_dir={trained_run}", f"--output_dir={tmp_path}",
+                                "--num_images=40")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(os.listdir(tmp_path)) == ["figure3.png", "figure4.png", "figure7.png", "norms.json"]
+    (entry,) = json.loads((tmp_path / "norms.json").read_text())
+    assert (entry["model"], entry["num_blocks"], entry["num_images"], entry["dataset"]) == ("resnet8", 3, 40, "cifar10")
+    assert entry["gamma"] == pytest.approx(sum(b["residual_norm"] for b in entry["blocks"]) / 3)
+    assert all(os.path.getsize(tmp_path / name) > 10_000 for name in os.listdir(tmp_path) if name.endswith(".png"))
+
+
+def test_lesion_binary_writes_json_and_figure_beside_the_run(trained_run):
+    result = helpers.run_module("experiments.lesion", f"--model_dir={trained_run}", "--num_images=40", "--draws=2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    study = json.loads((trained_run / "analysis" / "lesion.json").read_text())
+    assert [r["downsampling"] for r in study["single_block"]] == [False, True, True]
+    assert [r["removed"] for r in study["random_deletions"]] == [1]  # only stage 1's block keeps its shape
+    assert max(check["relative_error"] for check in study["eq8"]) < 1e-5
+    assert os.path.getsize(trained_run / "analysis" / "lesion.png") > 10_000
+    assert os.path.isfile(trained_run / "results.json")  # the run's own results are untouched
+
+
+@pytest.mark.parametrize("module, args, message", [
+    ("experiments.lesion", ["--model_dir={tmp}"], "holds no results.json"),
+    ("experiments.norms", ["--model_dir={tmp},{tmp}"], "--output_dir is required with more than one --model_dir"),
+    ("experiments.figures", ["--figures=5"], "--figures takes a comma-separated subset"),
+    ("experiments.norms", ["--model_dir={tmp}/broken"], "broken/model.keras ("),
+])
+def test_bad_input_gives_one_line(tmp_path, module, args, message):
+    fake_run(tmp_path / "broken", [0.5])  # a finished run whose model.keras is not a model
+    (tmp_path / "broken" / "model.keras").write_text("not a zip file")
+    result = helpers.run_module(module, *[a.format(tmp=tmp_path) for a in args])
+    assert result.returncode == 1
+    assert any(message in line for line in helpers.error_lines(result.stderr)), result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+
+
+def fake_run(folder, accuracies):
+    """A finished run's results.json with the given per-epoch test accuracies."""
+    os.makedirs(folder)
+    epochs = [{"epoch": i + 1, "test_accuracy": a} for i, a in enumerate(accuracies)]
+    with open(os.path.join(folder, "results.json"), "w") as f:
+        json.dump({"status": "finished", "epochs": epochs, "final": {"test_accuracy": accuracies[-1]}}, f)
+
+
+def test_figure_harness_draws_the_learning_rate_studies_from_finished_runs(tmp_path):
+    root = tmp_path / "runs" / "figures-scale0.01"
+    for a in studies.ETA_MAX[:3]:
+        fake_run(root / studies.grid_run(a, 0.001, "cifar10").key, [0.3, 0.5 + a / 10])
+    for seed in range(3):
+        fake_run(root / studies.reset_run(True, seed, "cifar10").key, [0.3, 0.6 + seed / 100])
+        fake_run(root / studies.reset_run(False, seed, "cifar10").key, [0.3, 0.5 + seed / 100])
+    result = helpers.run_module("experiments.figures", "--notrain", "--figures=9,10", "--datasets=cifar10",
+                                "--seeds=3", "--scale=0.01", f"--runs_dir={tmp_path / 'runs'}",
+                                f"--results_dir={tmp_path / 'results'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(os.listdir(tmp_path / "results")) == ["figure10-scale0.01.png", "figure9-scale0.01.png"]
+    assert studies.lr_grid(root, ["cifar10"])[0][1][0.001] == [(0.05, 0.505), (0.1, 0.51), (0.2, 0.52)]
