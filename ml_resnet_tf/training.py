@@ -337,7 +337,9 @@ def _start_cycle(model, cycle, config, images, test_data, schedule, steps, resul
     results["cycles"] = results["cycles"][:cycle.index - 1] + [{
         "cycle": cycle.index, "start_epoch": cycle.start_epoch, "end_epoch": cycle.end_epoch,
         "blocks_per_stage": list(cycle.blocks_per_stage), "step_size": cycle.step_size,
-        "params": _trainable_params(model)}]
+        "params": _trainable_params(model),
+        # What Keras made of --jit_compile: it falls back to no XLA, e.g. with --deterministic.
+        "xla": bool(model.jit_compile)}]
     return model
 
 

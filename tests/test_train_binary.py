@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from ml_resnet_tf.records import load_model
 from tests import helpers
 
 
@@ -66,3 +67,20 @@ def test_other_flags_on_an_existing_run(tmp_path, tiny_cifar10):
     assert line == f"error: {folder} holds a run with --epochs=1, not 2: pass its flags to resume it, " \
                    "or choose a new --model_dir"
     assert (folder / "results.json").read_bytes() == results
+
+
+def test_performance_options_train_and_are_recorded(tmp_path, tiny_cifar10):
+    """XLA, bfloat16 and two steps per call, in a fresh process: op determinism, once enabled by
+    another run in the same process, would silently turn XLA off."""
+    result = run_train(f"--model_dir={tmp_path / 'run'}", f"--data_dir={tiny_cifar10}", "--model=resnet14",
+                       "--start_blocks=1,1,1", "--epochs=2", "--interpolate_at=1", "--batch_size=50",
+                       "--jit_compile=true", "--steps_per_execution=2", "--mixed_precision=mixed_bfloat16")
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert {k: results["flags"][k] for k in ("jit_compile", "steps_per_execution", "mixed_precision")} == {
+        "jit_compile": "true", "steps_per_execution": 2, "mixed_precision": "mixed_bfloat16"}
+    assert [c["xla"] for c in results["cycles"]] == [True, True]
+    assert all(e["train_loss"] == e["train_loss"] for e in results["epochs"])  # no NaN
+    model = load_model(tmp_path / "run" / "model.keras")
+    assert model.get_layer("stage1_block1").dtype_policy.name == "mixed_bfloat16"
+    assert model.get_layer("classifier").compute_dtype == "float32"  # logits and loss in full precision

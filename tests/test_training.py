@@ -143,19 +143,6 @@ def test_records_what_the_issue_asks_for(tmp_path, tiny_cifar10):
     assert tags["dynamics"]["interpolation/test_accuracy_after"] == [2]
 
 
-def test_performance_options_train_and_are_recorded(tmp_path, tiny_cifar10):
-    config = tiny_config(tmp_path / "run", tiny_cifar10, epochs=2, interpolate_at=(1,), jit_compile="true",
-                         steps_per_execution=2, mixed_precision="mixed_bfloat16", deterministic=False)
-    results = train(config, verbose=0, log=lambda line: None)
-    assert {k: results["flags"][k] for k in ("jit_compile", "steps_per_execution", "mixed_precision")} == {
-        "jit_compile": "true", "steps_per_execution": 2, "mixed_precision": "mixed_bfloat16"}
-    assert all(np.isfinite(e["train_loss"]) for e in results["epochs"]) and len(results["epochs"]) == 2
-    model = keras.models.load_model(tmp_path / "run" / "model.keras")
-    assert model.get_layer("stage1_block1").dtype_policy.name == "mixed_bfloat16"
-    assert model.get_layer("classifier").compute_dtype == "float32"  # logits and loss in full precision
-    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
-
-
 def test_a_finished_run_is_reported_not_retrained(tmp_path, tiny_cifar10):
     config = tiny_config(tmp_path / "run", tiny_cifar10, epochs=2, interpolate_at=(1,))
     train(config, verbose=0, log=lambda line: None)
