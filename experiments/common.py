@@ -5,8 +5,10 @@ import os
 import subprocess
 import sys
 
+from absl import flags
+
 from ml_resnet_tf.data import DataError
-from ml_resnet_tf.records import RunError, read_json
+from ml_resnet_tf.records import RunError, is_finished
 from ml_resnet_tf.training import ConfigError
 
 
@@ -18,6 +20,20 @@ def one_line_errors():
     except (ConfigError, DataError, RunError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
+
+
+def define_harness_flags(outputs, notrain):
+    """The flags every harness shares: where data and runs live, how far runs are scaled down, and
+    whether to train. ``outputs`` says what goes in ``--results_dir``, ``notrain`` what
+    ``--notrain`` still does."""
+    flags.DEFINE_string("data_dir", "", "Passed to every run: offline copies or a tensorflow_datasets data dir.")
+    flags.DEFINE_float("scale", 1.0, "Shrink every run's epochs and cycle boundaries by this factor.")
+    flags.DEFINE_integer("train_subset", 0, "Train every run on the first N images only; 0 for all.")
+    flags.DEFINE_string("runs_dir", "runs", "Where the runs' folders go.")
+    flags.DEFINE_string("results_dir", "results", f"Where the {outputs} go.")
+    flags.DEFINE_bool("train", True, f"Train what is missing; --notrain only {notrain}.")
+    flags.register_validator("scale", lambda scale: scale > 0, "--scale must be positive")
+    flags.register_validator("train_subset", lambda n: n >= 0, "--train_subset must not be negative")
 
 
 def analysis_dir(model_dir, chosen):
@@ -40,19 +56,12 @@ def scale_note(scale, train_subset, paper_settings):
             + "): compare them with each other, not with the paper's numbers.")
 
 
-def finished(results_path):
-    try:
-        return read_json(results_path)["status"] == "finished"
-    except RunError:
-        return False
-
-
 def train_all(runs, scale, train_subset, data_dir):
     """Runs ``python -m experiments.train`` for each ``(title, model_dir, flags)`` whose run is not finished,
     one after another (an interrupted one resumes). Returns the titles of the runs that failed."""
     failed = []
     for index, (title, model_dir, run_flags) in enumerate(runs, start=1):
-        if finished(f"{model_dir}/results.json"):
+        if is_finished(model_dir):
             print(f"[{index}/{len(runs)}] {title}: finished, skipped ({model_dir})", flush=True)
             continue
         command = [sys.executable, "-m", "experiments.train", *run_flags, f"--model_dir={model_dir}",

@@ -25,29 +25,21 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 
 from experiments import common  # noqa: E402
-from ml_resnet_tf import data, plotting, studies  # noqa: E402
-from ml_resnet_tf.records import write_json  # noqa: E402
+from ml_resnet_tf import data, plotting, records, studies  # noqa: E402
 
 flags.DEFINE_list("figures", list(studies.FIGURES), "Figures to reproduce: any of 3,4,7,lesion,9,10.")
 flags.DEFINE_list("datasets", list(data.DATASETS), "Datasets to run, where a figure is drawn for them.")
 flags.DEFINE_integer("seeds", 10, "Seeds per setting of Fig. 10 (the paper repeats each 10 times).")
-flags.DEFINE_string("data_dir", "", "Passed to every run: offline copies or a tensorflow_datasets data dir.")
-flags.DEFINE_float("scale", 1.0, "Shrink every run's epochs and cycle boundaries by this factor.")
-flags.DEFINE_integer("train_subset", 0, "Train every run on the first N images only; 0 for all.")
 flags.DEFINE_integer("num_images", 0, "Measure norms and lesions on the first N test images; 0 for all.")
 flags.DEFINE_integer("draws", 5, "Random draws per lesion setting.")
-flags.DEFINE_string("runs_dir", "runs", "Where the runs' folders go.")
-flags.DEFINE_string("results_dir", "results", "Where the JSON and figures go.")
-flags.DEFINE_bool("train", True, "Train what is missing; --notrain only measures and draws from finished runs.")
+common.define_harness_flags("JSON and figures", "measures and draws from finished runs")
 flags.register_validator("figures", lambda names: set(names) <= set(studies.FIGURES),
                          f"--figures takes a comma-separated subset of {','.join(studies.FIGURES)}")
 flags.register_validator("datasets", lambda names: set(names) <= set(data.DATASETS),
                          f"--datasets takes a comma-separated subset of {','.join(data.DATASETS)}")
-flags.register_validator("scale", lambda scale: scale > 0, "--scale must be positive")
 for _name in ("seeds", "draws"):
     flags.register_validator(_name, lambda n: n >= 1, f"--{_name} must be at least 1")
-for _name in ("train_subset", "num_images"):
-    flags.register_validator(_name, lambda n: n >= 0, f"--{_name} must not be negative")
+flags.register_validator("num_images", lambda n: n >= 0, "--num_images must not be negative")
 
 FLAGS = flags.FLAGS
 
@@ -67,7 +59,7 @@ def main(argv):
 
     def done(runs):
         return [os.path.join(root, run.key) for run in runs
-                if common.finished(os.path.join(root, run.key, "results.json"))]
+                if records.is_finished(os.path.join(root, run.key))]
 
     os.makedirs(FLAGS.results_dir, exist_ok=True)
 
@@ -80,7 +72,7 @@ def main(argv):
         entries = studies.measure_norms(sorted({d for f in norm_figures for d in done(needed[f])}),
                                         FLAGS.data_dir, FLAGS.num_images)
         if entries:
-            write_json(out("norms.json"), entries)
+            records.write_json(out("norms.json"), entries)
             written.append(out("norms.json"))
         for f in norm_figures:
             chosen = set(done(needed[f]))
@@ -90,7 +82,7 @@ def main(argv):
         for model_dir in done(needed.get("lesion", [])):
             study = studies.run_lesion(model_dir, FLAGS.data_dir, FLAGS.num_images, FLAGS.draws)
             name = out(f"lesion-{study['dataset']}.json")
-            write_json(name, study)
+            records.write_json(name, study)
             written += [name, studies.draw_lesion_figure(name.replace(".json", ".png"), study, note)]
     if "9" in needed:
         written.append(plotting.lr_grid_figure(out("figure9.png"), studies.lr_grid(root, FLAGS.datasets), note))

@@ -14,20 +14,13 @@ import os
 from absl import app, flags
 
 from experiments import common
-from ml_resnet_tf import plotting, tables
+from ml_resnet_tf import plotting, records, tables
 
 flags.DEFINE_enum("table", "3", ["3", "4"], "3: ResNets, 4: Wide ResNets.")
 flags.DEFINE_list("datasets", list(tables.DATASETS), "Datasets to run (columns of the table).")
-flags.DEFINE_string("data_dir", "", "Passed to every run: offline copies or a tensorflow_datasets data dir.")
-flags.DEFINE_float("scale", 1.0, "Shrink every run's epochs and cycle boundaries by this factor.")
-flags.DEFINE_integer("train_subset", 0, "Train every run on the first N images only; 0 for all.")
-flags.DEFINE_string("runs_dir", "runs", "Where the runs' folders go.")
-flags.DEFINE_string("results_dir", "results", "Where the tables and figures go.")
-flags.DEFINE_bool("train", True, "Train what is missing; --notrain only rewrites tables and figures.")
+common.define_harness_flags("tables and figures", "rewrites tables and figures")
 flags.register_validator("datasets", lambda names: set(names) <= set(tables.DATASETS),
                          f"--datasets takes a comma-separated subset of {','.join(tables.DATASETS)}")
-flags.register_validator("scale", lambda scale: scale > 0, "--scale must be positive")
-flags.register_validator("train_subset", lambda n: n >= 0, "--train_subset must not be negative")
 
 FLAGS = flags.FLAGS
 
@@ -53,7 +46,7 @@ def figures(runs_roots, suffix):
     """Figs. 6, 8 and 11 from whichever of their runs exist; returns the files written."""
     def runs(table, key, dataset):
         row = next(r for r in tables.TABLES[table] if r.key == key)
-        return row.label, tables.load_results(tables.run_dir(runs_roots[table], row, dataset))
+        return row.label, records.load_results(tables.run_dir(runs_roots[table], row, dataset))
 
     def multilevel(dataset):
         return [runs(3, "resnet50_i", dataset), runs(4, "wresnet50_i", dataset)]

@@ -16,7 +16,6 @@ import numpy as np
 from ml_resnet_tf import costs, models
 from ml_resnet_tf.interpolation import interpolate
 
-ARCHITECTURES = ("2-2-2", "4-4-4", "8-8-8", "5-5-5", "10-10-10", "20-20-20")
 WIDTHS = {"resnet": 16, "wresnet": 32}
 
 
@@ -47,6 +46,7 @@ def build(family, blocks, num_classes=10, image_shape=(32, 32, 3), step_size=1.0
 
 
 def _standardized(images):
+    """``data.standardize`` in numpy, so that the model-only benchmark needs no TensorFlow."""
     x = images.astype(np.float32)
     mean = x.mean(axis=(1, 2, 3), keepdims=True)
     return (x - mean) / np.maximum(x.std(axis=(1, 2, 3), keepdims=True), 1.0 / np.sqrt(x[0].size))
@@ -72,7 +72,7 @@ def _timed(work, repeats):
 
 
 def train_throughput(model, batches, batch_size, steps, repeats):
-    """Images/s of ``model.fit`` over ``steps`` steps, after one untimed call that traces the step.
+    """Images/s of ``model.fit`` over ``steps`` steps, after the warm-up calls of ``_timed``.
 
     ``batches`` is ``(images, labels)`` arrays already in memory (the model's own speed), or a
     callable returning a fresh dataset of batches (the real input pipeline) each repeat.
@@ -109,7 +109,7 @@ def interpolation_cost(model, batches, batch_size, options=None):
     started = time.perf_counter()
     new_model = models.compile_model(interpolate(model), 0.1, **(options or {}))
     new_model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
-    return time.perf_counter() - started, new_model
+    return time.perf_counter() - started
 
 
 def flops(family, blocks, num_classes=10, image_shape=(32, 32, 3)):

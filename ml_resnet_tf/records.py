@@ -118,6 +118,19 @@ class RunRecord:
         self.save()
 
 
+def load_results(model_dir):
+    """A run folder's results.json, or None where the run has not started (or its file is unreadable)."""
+    try:
+        return read_json(os.path.join(model_dir, RESULTS))
+    except RunError:
+        return None
+
+
+def is_finished(model_dir):
+    """Whether ``model_dir`` holds a finished run."""
+    return (load_results(model_dir) or {}).get("status") == "finished"
+
+
 def load_model(path):
     """``keras.models.load_model``, with a one-line RunError for a file this code cannot read."""
     try:

@@ -9,7 +9,7 @@ import dataclasses
 import os
 
 from ml_resnet_tf import analysis, data, lesion, models, plotting
-from ml_resnet_tf.records import load_trained, read_json
+from ml_resnet_tf.records import load_results, load_trained
 
 CONFIGS = os.path.join("experiments", "configs", "figures")
 # Where the paper is silent on a figure's datasets, we follow its neighbours: Figs. 4 and 7 show CIFAR-10
@@ -145,8 +145,7 @@ def draw_lesion_figure(path, study, note=""):
 
 
 def _results(runs_root, run):
-    path = os.path.join(runs_root, run.key, "results.json")
-    return read_json(path) if os.path.isfile(path) else None
+    return load_results(os.path.join(runs_root, run.key))
 
 
 def lr_grid(runs_root, datasets):

@@ -12,7 +12,7 @@ import functools
 import os
 
 from ml_resnet_tf import costs, data, models
-from ml_resnet_tf.records import RESULTS, RunError, read_json
+from ml_resnet_tf.records import load_results
 from ml_resnet_tf.training import TrainConfig
 
 DATASETS = ("cifar10", "cifar100", "stl10")
@@ -75,14 +75,6 @@ def config_path(table, row, dataset):
 
 def run_dir(runs_root, row, dataset):
     return os.path.join(runs_root, f"{row.key}_{dataset}")
-
-
-def load_results(path):
-    """A run's results.json, or None where the run has not started (or its file is unreadable)."""
-    try:
-        return read_json(os.path.join(path, RESULTS))
-    except RunError:
-        return None
 
 
 @functools.lru_cache(maxsize=None)

@@ -333,7 +333,7 @@ def _start_cycle(model, cycle, config, images, test_data, schedule, steps, resul
                 f"{change['test_accuracy_after']:.2%}, top-1 agreement {change['top1_agreement']:.2%}, "
                 f"relative logit change {change['relative_logit_change']:.3f}")
         models.compile_model(model, schedule, config.momentum, cycle.start_epoch * steps, config.jit_compile,
-                      config.steps_per_execution)
+                             config.steps_per_execution)
     results["cycles"] = results["cycles"][:cycle.index - 1] + [{
         "cycle": cycle.index, "start_epoch": cycle.start_epoch, "end_epoch": cycle.end_epoch,
         "blocks_per_stage": list(cycle.blocks_per_stage), "step_size": cycle.step_size,
