@@ -7,7 +7,8 @@ For each architecture: training images/s with data already in memory and through
 ``tf.data`` pipeline, counted FLOPs per image, and the cost of interpolating into it (from the
 ``interpolate`` call to the end of the first training step, compile included). Then the input
 pipeline alone, and for the multi-level schedules of Tables 3 and 4 the time saved predicted from
-the measured step times beside the block-count and FLOP bounds. It prints a table and writes JSON.
+the measured step times beside the block-count and FLOP bounds. ``--measured_runs`` adds the saving
+that finished real runs measured, pair by pair. It prints a table and writes JSON.
 
 ``--backend=jax`` (or torch) measures the model only, with in-memory data: TensorFlow need not
 be installed. Throughputs are medians over ``--repeats`` with the spread (min-max); step times,
@@ -33,6 +34,11 @@ flags.DEFINE_enum("jit_compile", "auto", ["auto", "true", "false"], "XLA for the
 flags.DEFINE_integer("steps_per_execution", 1, "Training steps per call into the compiled function.")
 flags.DEFINE_enum("mixed_precision", "float32", ["float32", "mixed_float16", "mixed_bfloat16"], "Keras dtype policy.")
 flags.DEFINE_string("output", "", "JSON file to write; default results/bench-BACKEND.json.")
+flags.DEFINE_list("measured_runs", [], "Finished run folders in pairs MULTILEVEL,BASELINE[,MULTILEVEL,BASELINE...] "
+                  "(e.g. ResNet-50-i and ResNet-50 from experiments.train at --scale=0.025): their measured "
+                  "saving joins the targets, the median over the pairs.")
+flags.register_validator("measured_runs", lambda dirs: len(dirs) % 2 == 0,
+                         "--measured_runs takes pairs of folders: MULTILEVEL,BASELINE[,MULTILEVEL,BASELINE...]")
 for _name in ("batch_size", "steps", "repeats", "steps_per_execution"):
     flags.register_validator(_name, lambda n: n >= 1, f"--{_name} must be at least 1")
 flags.register_validator("architectures", lambda names: all(
@@ -122,7 +128,34 @@ def targets(result):
         share = max(schedule["interpolation_share"], default=0.0)
         checks.append((f"{schedule['row']}: interpolation < 1% of the cycle after it (paper scale)", share,
                        share < TARGETS["interpolation"]))
+    if result.get("measured"):
+        fraction = result["measured"]["median_fraction_of_blocks_bound"]
+        checks.append((f"measured saving of {len(result['measured']['pairs'])} real run pair(s), median, "
+                       ">= 95% of the block-count bound", fraction, fraction >= TARGETS["saving"]))
     return [{"target": t, "value": v, "met": bool(m)} for t, v, m in checks]
+
+
+def measured_runs(folders):
+    """The measured saving of each (multi-level, baseline) pair of finished runs, and their median."""
+    import numpy as np
+
+    from ml_resnet_tf import benchmark, records
+
+    results = []
+    for folder in folders:
+        found = records.load_results(folder)
+        if (found or {}).get("status") != "finished":
+            raise ValueError(f"--measured_runs: {folder} holds no finished run; train it with experiments.train first")
+        results.append(found)
+    pairs = []
+    for folder, multilevel, baseline in zip(folders[::2], results[::2], results[1::2]):
+        try:
+            pairs.append({"multilevel_run": folder, **benchmark.measured_saving(multilevel, baseline)})
+        except ValueError as error:
+            raise ValueError(f"--measured_runs: {folder} and its baseline: {error}") from None
+    return {"pairs": pairs,
+            "median_saving": float(np.median([p["saving"] for p in pairs])),
+            "median_fraction_of_blocks_bound": float(np.median([p["fraction_of_blocks_bound"] for p in pairs]))}
 
 
 def spread(s, scale=1.0):
@@ -146,6 +179,10 @@ def print_report(result):
     for s in result["schedules"]:
         print(f"{s['row']} ({' -> '.join(s['cycles'])}, epochs {'/'.join(map(str, s['epochs']))}): predicted saving "
               f"{s['predicted_saving']:.1%}, bounds {s['blocks_bound']:.1%} by blocks / {s['flops_bound']:.1%} by FLOPs")
+    for p in (result.get("measured") or {}).get("pairs", []):
+        print(f"measured: {p['multilevel_run']} {p['multilevel_seconds']:.1f} s against {p['baseline_seconds']:.1f} s: "
+              f"saved {p['saving']:.1%} ({p['saving_with_startup']:.1%} with start-up), "
+              f"{p['fraction_of_blocks_bound']:.1%} of its {p['blocks_bound']:.1%} bound")
     for t in result["targets"]:
         print(f"[{'met' if t['met'] else 'MISSED'}] {t['target']}: {t['value']:.3g}")
 
@@ -162,6 +199,11 @@ def main(argv):
     if keras.backend.backend() != FLAGS.backend:
         print(f"error: Keras was already imported with the {keras.backend.backend()} backend; "
               f"run with KERAS_BACKEND={FLAGS.backend} instead of --backend", file=sys.stderr)
+        sys.exit(1)
+    try:  # before minutes of measuring: a wrong folder is a one-line error now
+        measured = measured_runs(FLAGS.measured_runs) if FLAGS.measured_runs else None
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
     keras.config.set_dtype_policy(FLAGS.mixed_precision)
     options = {"jit_compile": FLAGS.jit_compile, "steps_per_execution": FLAGS.steps_per_execution}
@@ -195,6 +237,7 @@ def main(argv):
               "mixed_precision": FLAGS.mixed_precision, "data": FLAGS.data_dir or "random images",
               "pipeline": pipeline, "architectures": rows}
     result["schedules"] = schedules(rows)
+    result["measured"] = measured
     result["targets"] = targets(result)
     print_report(result)
     output = FLAGS.output or os.path.join("results", f"bench-{FLAGS.backend}.json")

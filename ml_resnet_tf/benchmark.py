@@ -122,3 +122,26 @@ def predicted_saving(cycle_epochs, step_seconds, steps_per_epoch, interpolation_
     architecture, plus the interpolations' measured costs (Section 4.2 with real costs)."""
     multilevel = sum(e * steps_per_epoch * s for e, s in zip(cycle_epochs, step_seconds)) + sum(interpolation_seconds)
     return 1.0 - multilevel / (sum(cycle_epochs) * steps_per_epoch * step_seconds[-1])
+
+
+def measured_saving(multilevel, baseline):
+    """The time a finished multi-level run saved against its last-cycle model, from their results.json.
+
+    ``train_seconds`` leave out each fit's start-up (tracing, pipeline fill; see training.EpochRecorder),
+    a fixed cost that a scaled-down run would otherwise charge to depth; the saving with it is
+    reported beside. The bound is the block count's for the multi-level run's own cycle lengths
+    (Section 4.2). Raises ValueError with one line when the two runs do not form a pair.
+    """
+    cycles = multilevel["cycles"]
+    if baseline["cycles"][-1]["blocks_per_stage"] != cycles[-1]["blocks_per_stage"] \
+            or baseline["cycles"][-1]["end_epoch"] != cycles[-1]["end_epoch"]:
+        raise ValueError("the baseline must train the multi-level run's last architecture for as many epochs")
+    total = {name: run["final"]["train_seconds"] + run["final"].get("startup_seconds", 0.0)
+             for name, run in (("multilevel", multilevel), ("baseline", baseline))}
+    bound = costs.time_saved([c["end_epoch"] - c["start_epoch"] for c in cycles],
+                             [sum(c["blocks_per_stage"]) for c in cycles])
+    saving = 1.0 - multilevel["final"]["train_seconds"] / baseline["final"]["train_seconds"]
+    return {"multilevel_seconds": multilevel["final"]["train_seconds"],
+            "baseline_seconds": baseline["final"]["train_seconds"],
+            "saving": saving, "blocks_bound": bound, "fraction_of_blocks_bound": saving / bound,
+            "saving_with_startup": 1.0 - total["multilevel"] / total["baseline"]}

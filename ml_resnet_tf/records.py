@@ -25,7 +25,9 @@ FINAL_MODEL = "model.keras"
 RESUMABLE_CHANGES = frozenset({"data_dir", "download", "model_dir", "jit_compile", "steps_per_execution",
                                "data_threads"})
 TIME_NOTE = ("train_seconds count training steps and interpolations only: evaluation, "
-             "checkpointing and logging are excluded, as in the paper's 'Time'")
+             "checkpointing and logging are excluded, as in the paper's 'Time'. startup_seconds "
+             "count apart what the first step of each fit takes beyond a steady step (opening the "
+             "input pipeline, tracing the training step), a fixed cost that does not grow with the epochs")
 
 
 class RunError(Exception):

@@ -111,11 +111,13 @@ def collect(table, runs_root, datasets=DATASETS, scale=1.0):
             paper_error, paper_minutes = row.paper[dataset]
             record = {"table": table, "model": row.label, "blocks": row.blocks, "dataset": dataset,
                       "status": results["status"] if results else "missing",
-                      "error": None, "minutes": None, "paper_error": paper_error / 100,
+                      "error": None, "minutes": None, "startup_minutes": None, "paper_error": paper_error / 100,
                       "paper_minutes": paper_minutes, "run_dir": run_dir(runs_root, row, dataset),
                       "scale": flags.get("scale", scale), "train_subset": flags.get("train_subset", 0)}
             if results and results["status"] == "finished":
-                record.update(error=results["final"]["test_error"], minutes=results["final"]["train_seconds"] / 60)
+                final = results["final"]
+                record.update(error=final["test_error"], minutes=final["train_seconds"] / 60,
+                              startup_minutes=final.get("startup_seconds", 0.0) / 60)
             if row.start_blocks:
                 baseline = next(r for r in TABLES[table] if r.key == row.last_cycle_key)
                 base_results = load_results(run_dir(runs_root, baseline, dataset))
@@ -129,7 +131,7 @@ def collect(table, runs_root, datasets=DATASETS, scale=1.0):
 
 
 COLUMNS = ["table", "model", "blocks", "dataset", "status", "error", "paper_error", "minutes", "paper_minutes",
-           "saved_measured", "paper_saved", "saved_blocks", "saved_flops", "scale", "train_subset", "run_dir"]
+           "startup_minutes", "saved_measured", "paper_saved", "saved_blocks", "saved_flops", "scale", "train_subset", "run_dir"]
 
 
 def _percent(value):
@@ -154,7 +156,8 @@ def render_markdown(table, records, note):
     header = ["Model", "# Blocks"] + [f"{titles[d]} {c}" for d in datasets
                                       for c in ("error", "time", "saved: measured", "saved: blocks / FLOPs")]
     lines = [f"# Table {table}: {'ResNets' if table == 3 else 'Wide ResNets'}, reproduced", "", note, "",
-             "Cells read *ours (paper)*. Time is training time without evaluation. *Saved* is a multi-level "
+             "Cells read *ours (paper)*. Time is training time without evaluation or start-up (tracing each "
+             "architecture's training step; the CSV has it). *Saved* is a multi-level "
              "model's time saved against its last-cycle model: measured (paper), and in theory from the "
              "cycle lengths by block count (Section 4.2) and by counted FLOPs.", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

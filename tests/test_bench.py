@@ -18,13 +18,39 @@ def test_step_times_proportional_to_blocks_predict_the_block_count_bound():
         1 - (60 * 0.06 + 50 * 0.12 + 50 * 0.24 + 0.12) / (160 * 0.24))
 
 
+def finished_run(cycles, train_seconds, startup_seconds=0.0):
+    """A results.json as experiments.train writes it, reduced to what a measured saving reads."""
+    return {"status": "finished", "final": {"train_seconds": train_seconds, "startup_seconds": startup_seconds},
+            "cycles": [{"start_epoch": start, "end_epoch": end, "blocks_per_stage": list(blocks)}
+                       for start, end, blocks in cycles]}
+
+
+MULTILEVEL = [(0, 2, (2, 2, 2)), (2, 3, (4, 4, 4)), (3, 4, (8, 8, 8))]  # --scale=0.025: 2/1/1 epochs
+BASELINE = [(0, 2, (8, 8, 8)), (2, 3, (8, 8, 8)), (3, 4, (8, 8, 8))]
+
+
+def test_measured_saving_leaves_start_up_out_and_knows_its_bound():
+    measured = benchmark.measured_saving(finished_run(MULTILEVEL, 150.0, 15.0), finished_run(BASELINE, 300.0, 5.0))
+    assert measured["blocks_bound"] == pytest.approx(0.5)  # (2*6 + 12 + 24) / (4*24)
+    assert measured["saving"] == pytest.approx(0.5) and measured["fraction_of_blocks_bound"] == pytest.approx(1.0)
+    assert measured["saving_with_startup"] == pytest.approx(1 - 165 / 305)
+    with pytest.raises(ValueError, match="last architecture"):
+        benchmark.measured_saving(finished_run(MULTILEVEL, 150.0), finished_run(BASELINE[:2], 300.0))
+
+
 def test_summary_reports_median_and_spread():
     assert benchmark.summary([3, 1, 2]) == {"median": 2.0, "min": 1.0, "max": 3.0, "values": [1.0, 2.0, 3.0]}
 
 
 def test_bench_binary_measures_pipeline_models_and_schedules(tmp_path):
+    runs = []
+    for name, cycles, seconds in (("i", MULTILEVEL, 140.0), ("base", BASELINE, 300.0)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(finished_run(cycles, seconds)))
+        runs.append(str(tmp_path / name))
     result = helpers.run_module("experiments.bench", "--families=resnet", "--architectures=1-1-1,2-2-2",
-                                "--batch_size=8", "--steps=2", "--repeats=2", f"--output={tmp_path / 'bench.json'}")
+                                "--batch_size=8", "--steps=2", "--repeats=2", f"--output={tmp_path / 'bench.json'}",
+                                f"--measured_runs={','.join(runs)}")
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "bench.json").read_text())
     assert report["backend"] == "tensorflow" and report["pipeline"]["median"] > 0
@@ -34,5 +60,14 @@ def test_bench_binary_measures_pipeline_models_and_schedules(tmp_path):
     assert second["pipeline"]["median"] > 0 and second["interpolation_seconds"] > 0
     assert report["schedules"] == []  # no table's schedule starts at 1-1-1
     assert [t["target"] for t in report["targets"]] == [
-        "pipeline delivers >= 2x the images/s ResNet 2-2-2 trains on"]
+        "pipeline delivers >= 2x the images/s ResNet 2-2-2 trains on",
+        "measured saving of 1 real run pair(s), median, >= 95% of the block-count bound"]
+    assert report["targets"][1]["value"] == pytest.approx((1 - 140 / 300) / 0.5)
     assert "| resnet | 2-2-2 |" in result.stdout and "wrote" in result.stdout
+
+
+def test_bench_refuses_unfinished_measured_runs_in_one_line(tmp_path):
+    result = helpers.run_module("experiments.bench", f"--measured_runs={tmp_path / 'i'},{tmp_path / 'base'}")
+    assert result.returncode == 1
+    assert helpers.error_lines(result.stderr) == [
+        f"error: --measured_runs: {tmp_path / 'i'} holds no finished run; train it with experiments.train first"]

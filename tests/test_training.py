@@ -83,11 +83,11 @@ def without_times(results):
     """Results minus wall-clock times and paths, which differ between any two runs."""
     text = json.dumps(results, sort_keys=True)
     clean = json.loads(text)
-    for entry in clean["epochs"] + clean["cycles"]:
+    for entry in clean["epochs"] + clean["cycles"] + [clean["final"]]:
         entry.pop("train_seconds", None)
+        entry.pop("startup_seconds", None)
     for entry in clean["interpolations"]:
         entry.pop("seconds")
-    clean["final"].pop("train_seconds")
     clean.pop("flags")
     return clean
 
@@ -121,6 +121,11 @@ def test_records_what_the_issue_asks_for(tmp_path, tiny_cifar10):
     on_disk = json.loads((tmp_path / "run" / "results.json").read_text())
     assert on_disk == json.loads(json.dumps(results)) and on_disk["status"] == "finished"
     assert "evaluation" in on_disk["time_note"] and on_disk["final"]["train_seconds"] > 0
+    # Start-up (tracing a new architecture's step) is in the first epoch of each cycle's fit only.
+    startups = [e["startup_seconds"] for e in on_disk["epochs"]]
+    assert startups[0] > 0 and startups[2] > 0 and startups[1] == startups[3] == 0
+    assert [c["startup_seconds"] for c in on_disk["cycles"]] == [startups[0], startups[2]]
+    assert on_disk["final"]["startup_seconds"] == pytest.approx(sum(startups))
     assert [(c["blocks_per_stage"], c["step_size"], c["params"]) for c in on_disk["cycles"]] == [
         ([1, 1, 1], 1.0, 75_290), ([2, 2, 2], 0.5, 172_506)]
     (change,) = on_disk["interpolations"]
