@@ -131,7 +131,8 @@ def collect(table, runs_root, datasets=DATASETS, scale=1.0):
 
 
 COLUMNS = ["table", "model", "blocks", "dataset", "status", "error", "paper_error", "minutes", "paper_minutes",
-           "startup_minutes", "saved_measured", "paper_saved", "saved_blocks", "saved_flops", "scale", "train_subset", "run_dir"]
+           "startup_minutes", "saved_measured", "paper_saved", "saved_blocks", "saved_flops", "scale", "train_subset",
+           "run_dir"]
 
 
 def _percent(value):
