@@ -23,7 +23,10 @@ from absl import app, flags
 
 flags.DEFINE_enum("backend", os.environ.get("KERAS_BACKEND", "tensorflow"), ["tensorflow", "jax", "torch"],
                   "Keras backend for the model; the input pipeline is measured under tensorflow only.")
-flags.DEFINE_list("families", ["resnet", "wresnet"], "Model families: resnet (16-32-64), wresnet (32-64-128).")
+flags.DEFINE_list("families", ["resnet", "wresnet"], "Registered model families (python -m experiments.models), "
+                  "e.g. resnet (16-32-64), wresnet (32-64-128), lm_resnet.")
+flags.DEFINE_float("stochastic_depth", 1.0, "Also time each architecture with stochastic depth at this p_L (e.g. 0.5) "
+                   "and print its step-time saving beside the expected fraction of blocks skipped; 1: off.")
 flags.DEFINE_list("architectures", ["2-2-2", "4-4-4", "8-8-8", "5-5-5", "10-10-10", "20-20-20"],
                   "Blocks per stage of each architecture to measure (default: every cycle of Tables 3 and 4).")
 flags.DEFINE_integer("batch_size", 100, "Global batch size (the paper's for CIFAR).")
@@ -44,8 +47,7 @@ for _name in ("batch_size", "steps", "repeats", "steps_per_execution"):
 flags.register_validator("architectures", lambda names: all(
     len(a.split("-")) == 3 and all(p.isdigit() and int(p) > 0 for p in a.split("-")) for a in names),
     "--architectures takes blocks per stage such as 2-2-2,4-4-4")
-flags.register_validator("families", lambda names: set(names) <= {"resnet", "wresnet"},
-                         "--families takes resnet and/or wresnet")
+flags.register_validator("stochastic_depth", lambda p: 0 < p <= 1, "--stochastic_depth is p_L, in (0, 1]")
 
 FLAGS = flags.FLAGS
 PAPER_STEPS_PER_EPOCH = 500  # CIFAR: 50,000 images in batches of 100
@@ -70,6 +72,13 @@ def measure(family, blocks, images, labels, make_dataset, options):
     # (timeit's rule). On our 2-core machine repeats fell into two modes, the slow one about 0.65x
     # the fast one, so a median of a few repeats can land in either (docs/performance.md).
     row["step_seconds"] = FLAGS.batch_size / row["memory"]["max"]
+    if FLAGS.stochastic_depth < 1:
+        dropping = benchmark.build(family, blocks, options=options, stochastic_depth=FLAGS.stochastic_depth)
+        memory = benchmark.train_throughput(dropping, batches, FLAGS.batch_size, FLAGS.steps, FLAGS.repeats)
+        step = FLAGS.batch_size / memory["max"]
+        row["stochastic_depth"] = {"p_L": FLAGS.stochastic_depth, "memory": memory, "step_seconds": step,
+                                   "saving": 1.0 - step / row["step_seconds"],
+                                   "expected_skipped": benchmark.expected_skipped(blocks, FLAGS.stochastic_depth)}
     return row, model, batches
 
 
@@ -174,6 +183,12 @@ def print_report(result):
         cost = f"{r['interpolation_seconds']:.2f}" if "interpolation_seconds" in r else "-"
         print(f"| {r['family']} | {r['blocks']} | {r['flops_per_image'] / 1e6:,.1f} | {spread(r['memory'])} | "
               f"{pipeline} | {1000 * r['step_seconds']:.1f} | {cost} |")
+    for r in result["architectures"]:
+        if "stochastic_depth" in r:
+            sd = r["stochastic_depth"]
+            print(f"stochastic depth p_L={sd['p_L']:g}, {r['family']} {r['blocks']}: {1000 * sd['step_seconds']:.1f} "
+                  f"ms/step against {1000 * r['step_seconds']:.1f}: step time saved {sd['saving']:.1%}, "
+                  f"expected fraction of blocks skipped {sd['expected_skipped']:.1%}")
     if result.get("pipeline"):
         print(f"\ninput pipeline alone: {spread(result['pipeline'])} images/s")
     for s in result["schedules"]:
@@ -194,8 +209,13 @@ def main(argv):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
-    from ml_resnet_tf import benchmark, records
+    from ml_resnet_tf import benchmark, records, registry
 
+    unknown = set(FLAGS.families) - set(registry.FAMILIES)
+    if unknown:
+        print(f"error: --families: unknown {', '.join(sorted(unknown))}; choose from {', '.join(registry.FAMILIES)}",
+              file=sys.stderr)
+        sys.exit(1)
     if keras.backend.backend() != FLAGS.backend:
         print(f"error: Keras was already imported with the {keras.backend.backend()} backend; "
               f"run with KERAS_BACKEND={FLAGS.backend} instead of --backend", file=sys.stderr)

@@ -7,7 +7,7 @@ as the paper's figures do ("the norms are evaluated at test time").
 import numpy as np
 from keras import ops
 
-from ml_resnet_tf.layers import ResidualBlock
+from ml_resnet_tf import odenet
 
 
 def _batches(images, batch_size):
@@ -38,7 +38,8 @@ def logit_agreement(reference_logits, other_logits):
 
 
 def features(model, images, num_layers, batch_size=500):
-    """The output of ``model``'s first ``num_layers`` layers on ``images`` (inference mode), as numpy.
+    """The output of ``model``'s first ``num_layers`` layers on ``images`` (inference mode), as numpy;
+    for a multi-step family, ``Y_j`` of the state (``odenet.main``).
 
     Runs eagerly, batch by batch, so that the many models of a lesion study each cost
     one forward pass and no tracing, under any backend.
@@ -48,7 +49,7 @@ def features(model, images, num_layers, batch_size=500):
         x = ops.convert_to_tensor(batch)
         for layer in model.layers[:num_layers]:
             x = layer(x, training=False)
-        outputs.append(ops.convert_to_numpy(x))
+        outputs.append(ops.convert_to_numpy(odenet.main(x)))
     return np.concatenate(outputs)
 
 
@@ -68,7 +69,8 @@ def residual_norms(model, images, batch_size=500):
     """Per-block ``||Y_j||``, ``||G(Y_j)||`` and ``||F(Y_j)||`` (Eq. 5, Figs. 4 and 7), averaged over examples.
 
     For block ``j`` with input ``Y_j``, ``G(Y_j) = h * F(Y_j)`` is the residual
-    branch as the block adds it to its shortcut. For each example we take the L2
+    branch as the block adds it to its shortcut (at inference, so stochastic depth's
+    survival scaling included). Works for every family through ``odenet.ODEBlock``. For each example we take the L2
     (Frobenius) norm of the tensor over all its height x width x channels entries,
     then the mean over ``images``; ``||F(Y_j)|| = ||G(Y_j)|| / h``.
 
@@ -79,16 +81,18 @@ def residual_norms(model, images, batch_size=500):
     """
     sums = {}
     for batch in _batches(images, batch_size):
-        x = ops.convert_to_tensor(batch)
+        state = ops.convert_to_tensor(batch)
         for layer in model.layers:
-            if isinstance(layer, ResidualBlock):
-                g = layer.step_size * layer.residual(x, training=False)
+            if isinstance(layer, odenet.ODEBlock):
+                x = odenet.main(state)
+                p = layer.shortcut(x, training=False)
+                g = layer.branch(x, p, training=False)
                 totals = sums.setdefault(layer.name, [layer.step_size, 0.0, 0.0])
                 totals[1] += _example_norms(x).sum()
                 totals[2] += _example_norms(g).sum()
-                x = layer.shortcut(x) + g
+                state = layer.update(state, p, g)
             else:
-                x = layer(x, training=False)
+                state = layer(state, training=False)
     n, time, norms = len(images), 0.0, []
     for index, (name, (h, y, g)) in enumerate(sums.items(), start=1):
         norms.append({"block": name, "index": index, "step_size": h, "time": time, "input_norm": float(y / n),

@@ -13,10 +13,9 @@ import time
 
 import numpy as np
 
-from ml_resnet_tf import costs, models
+from ml_resnet_tf import costs, odenet, registry
 from ml_resnet_tf.interpolation import interpolate
-
-WIDTHS = {"resnet": 16, "wresnet": 32}
+from ml_resnet_tf.optimizer import compile_model
 
 
 def summary(values):
@@ -37,12 +36,13 @@ def synthetic_images(count, image_shape=(32, 32, 3), num_classes=10, seed=0):
             rng.integers(0, num_classes, count).astype(np.int32))
 
 
-def build(family, blocks, num_classes=10, image_shape=(32, 32, 3), step_size=1.0, options=None):
-    """A compiled model of ``family`` ('resnet' or 'wresnet') with ``blocks``; ``options`` are
-    ``compile_model``'s ``jit_compile`` and ``steps_per_execution``."""
-    model = models.build_resnet(blocks, WIDTHS[family], step_size, num_classes, image_shape, weight_decay=2e-4,
-                                name=f"{family}{2 * sum(blocks) + 2}")
-    return models.compile_model(model, 0.1, **(options or {}))
+def build(family, blocks, num_classes=10, image_shape=(32, 32, 3), step_size=1.0, options=None, **net_options):
+    """A compiled model of ``family`` (any registered family) with ``blocks``; ``options`` are
+    ``compile_model``'s ``jit_compile`` and ``steps_per_execution``, ``net_options`` the net's
+    (e.g. ``stochastic_depth``)."""
+    model = registry.build_model(family, num_classes, image_shape, step_size, blocks, weight_decay=2e-4,
+                                 **net_options)
+    return compile_model(model, 0.1, **(options or {}))
 
 
 def _standardized(images):
@@ -107,14 +107,19 @@ def interpolation_cost(model, batches, batch_size, options=None):
     its compile and tracing included: what a cycle boundary costs a run."""
     x, y = batches[0][:batch_size], batches[1][:batch_size]
     started = time.perf_counter()
-    new_model = models.compile_model(interpolate(model), 0.1, **(options or {}))
+    new_model = compile_model(interpolate(model), 0.1, **(options or {}))
     new_model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
     return time.perf_counter() - started
 
 
+def expected_skipped(blocks, last_survival):
+    """The fraction of blocks stochastic depth skips on average: the mean of ``1 - p_l`` (linear rule)."""
+    rates = odenet.survival_rates(sum(blocks), last_survival)
+    return float(np.mean([1.0 - p for p in rates]))
+
+
 def flops(family, blocks, num_classes=10, image_shape=(32, 32, 3)):
-    return costs.flops_per_image(models.build_resnet(blocks, WIDTHS[family], num_classes=num_classes,
-                                                     input_shape=image_shape))
+    return costs.flops_per_image(registry.build_model(family, num_classes, image_shape, blocks_per_stage=blocks))
 
 
 def predicted_saving(cycle_epochs, step_seconds, steps_per_epoch, interpolation_seconds=()):
@@ -127,7 +132,7 @@ def predicted_saving(cycle_epochs, step_seconds, steps_per_epoch, interpolation_
 def measured_saving(multilevel, baseline):
     """The time a finished multi-level run saved against its last-cycle model, from their results.json.
 
-    ``train_seconds`` leave out each fit's start-up (tracing, pipeline fill; see training.EpochRecorder),
+    ``train_seconds`` leave out each fit's start-up (tracing, pipeline fill; see recorder.EpochRecorder),
     a fixed cost that a scaled-down run would otherwise charge to depth; the saving with it is
     reported beside. The bound is the block count's for the multi-level run's own cycle lengths
     (Section 4.2). Raises ValueError with one line when the two runs do not form a pair.

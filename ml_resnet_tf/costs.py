@@ -7,37 +7,34 @@ what a block count leaves out. Either way the saving is relative to the
 last-cycle model trained for the same number of steps.
 """
 
-from ml_resnet_tf.layers import ResidualBlock
+import keras
+
+from ml_resnet_tf import odenet
 
 
-def _conv_flops(height, width, kernel, in_channels, out_channels):
-    return 2 * height * width * kernel * kernel * in_channels * out_channels  # a multiply-add is 2 FLOPs
-
-
-def flops_per_image(model):
+def flops_per_image(model: keras.Model) -> int:
     """Forward-pass FLOPs for one image, read off the model's layer shapes.
 
     Convolutions and the dense layer count 2 FLOPs per multiply-add; batch norm
     2 per element (scale and shift, inference form), ReLU 1, global average
-    pooling 1, and a block's ``shortcut + h * F`` 2 per output element. A training
-    step costs a roughly constant multiple of this, which cancels in a saving.
+    pooling 1, and each family's block what its ``flops`` says (for a ResNet block,
+    ``shortcut + h * F`` costs 2 per output element). A training step costs a roughly
+    constant multiple of this, which cancels in a saving. Layers are recognised by type,
+    never by name.
     """
     total = 0
     for layer in model.layers:
-        shape, out = layer.input.shape, layer.output.shape
+        shape, out = odenet.main(layer.input).shape, odenet.main(layer.output).shape
         h, w, c = shape[1:] if len(shape) == 4 else (1, 1, shape[-1])
-        if isinstance(layer, ResidualBlock):
-            ho, wo, co = out[1:]
-            total += 3 * h * w * c + _conv_flops(ho, wo, 3, c, co)      # bn1, relu, conv1
-            total += 3 * ho * wo * co + _conv_flops(ho, wo, 3, co, co)  # bn2, relu, conv2
-            total += 2 * ho * wo * co                                  # shortcut + h * F
-        elif layer.name == "stem_conv":
-            total += _conv_flops(out[1], out[2], 3, c, out[3])
-        elif layer.name == "final_bn":
+        if isinstance(layer, odenet.ODEBlock):
+            total += layer.flops(shape, out)
+        elif isinstance(layer, keras.layers.Conv2D):
+            total += odenet.conv_flops(out[1], out[2], layer.kernel_size[0], c, out[3])
+        elif isinstance(layer, keras.layers.BatchNormalization):
             total += 2 * h * w * c
-        elif layer.name in ("final_relu", "pool"):
+        elif isinstance(layer, (keras.layers.ReLU, keras.layers.GlobalAveragePooling2D)):
             total += h * w * c
-        elif layer.name == "classifier":
+        elif isinstance(layer, keras.layers.Dense):
             total += 2 * c * out[-1] + out[-1]
     return int(total)
 

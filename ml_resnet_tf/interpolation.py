@@ -1,12 +1,14 @@
 """Interpolation: double the blocks of every stage and halve the step size (Section 4.1).
 
-Both the old and the new model are forward-Euler discretizations of the same ODE
-(Eq. 4): the new one takes two steps of ``h/2`` where the old one took one step of
-``h``. Copying each block's parameters to the block inserted after it therefore
-gives the deeper model almost the same function, a warm start for the next cycle.
+Both the old and the new model discretize the same ODE (Eq. 4): the new one takes two
+steps of ``h/2`` where the old one took one step of ``h``. Copying each block's parameters
+to the block inserted after it therefore gives the deeper model almost the same function,
+a warm start for the next cycle. This module is family-agnostic: it decides *which* old
+block each new block comes from, and the block's own ``refine_from`` decides *how*
+(``odenet.ODEBlock``; LM-ResNet's ``k``, for instance).
 
-Which old block each new block copies (Fig. 5 and Appendix B), per stage of ``n``
-old blocks, 1-based:
+Which old block each new block copies (Fig. 5 and Appendix B), per stage of ``n`` old
+blocks, 1-based:
 
 * old block ``i`` becomes new block ``2i - 1``;
 * the block inserted after it, ``2i``, copies old block ``i``;
@@ -18,28 +20,27 @@ A stage of a single block has no block 2 to copy (Appendix B is silent). Our rul
 
 * if its block keeps the shape (stage 1, whose input already has its width),
   new block 2 copies it, which is Fig. 5's own rule;
-* otherwise new block 2 starts as the identity map: fresh initial parameters
-  with the last convolution's kernel set to zero, so ``F = 0`` at first yet
-  every parameter still receives a gradient once that kernel moves. The new
-  model then differs from the old one only in that the downsampling block's
-  residual is scaled by ``h/2`` instead of ``h``.
+* otherwise new block 2 starts as the identity step: fresh initial parameters with the
+  branch zeroed (``zero_branch``), so ``F = 0`` at first yet every parameter still receives
+  a gradient once it moves. The new model then differs from the old one only in that the
+  downsampling block's residual is scaled by ``h/2`` instead of ``h``.
 
-Stem, final batch norm and classifier are copied; all weights are copied,
-batch-norm moving statistics included, and the input model is not modified.
+Stem, head and every other layer are copied; all weights are copied, batch-norm moving
+statistics included, and the input model is not modified. Stochastic depth's linear rule
+is recomputed for the new number of blocks.
 """
 
-import re
+import dataclasses
 
 import keras
-from keras import ops
 
-from ml_resnet_tf.models import block_name, stages, step_size
+from ml_resnet_tf import odenet
+from ml_resnet_tf.registry import NetSpec
 
 IDENTITY = "identity"
-_DEPTH_NAME = re.compile(r"^(w?resnet)\d+$")
 
 
-def interpolation_sources(num_blocks, first_keeps_shape):
+def interpolation_sources(num_blocks: int, first_keeps_shape: bool) -> list:
     """For one stage, the source of each new block: an old block's 1-based index, or IDENTITY.
 
     >>> interpolation_sources(3, first_keeps_shape=False)
@@ -61,40 +62,37 @@ def _clone(layer, **overrides):
     return layer.__class__.from_config({**layer.get_config(), **overrides})
 
 
-def _renamed(model, blocks):
-    """``resnet14`` -> ``resnet26``: a paper-style name follows the depth 2 * blocks + 2."""
-    match = _DEPTH_NAME.match(model.name)
-    return f"{match.group(1)}{2 * sum(blocks) + 2}" if match else model.name
-
-
-def interpolate(model):
+def interpolate(model: odenet.ODENet) -> odenet.ODENet:
     """Returns a new model with twice the blocks per stage and half the step size.
 
-    Works for any block counts, uneven stages included, on models from the
-    builders or reloaded from ``.keras``. See the module docstring for which
-    block each new block copies.
+    Works for every family and any block counts, uneven stages included, on models from the
+    builders or reloaded from ``.keras``. See the module docstring for which block each new
+    block copies.
     """
-    old_stages = stages(model)
+    old_stages = odenet.stages(model)
     if not old_stages:
-        raise ValueError(f"{model.name} has no residual blocks to interpolate")
+        raise ValueError(f"{model.name} has no blocks to interpolate")
+    old_spec = NetSpec.from_model(model)
+    spec = dataclasses.replace(old_spec, blocks_per_stage=tuple(2 * len(s) for s in old_stages),
+                               step_size=odenet.step_size(model) / 2)
+    survival = iter(odenet.survival_rates(sum(spec.blocks_per_stage), spec.stochastic_depth))
     first, last = model.layers.index(old_stages[0][0]), model.layers.index(old_stages[-1][-1])
-    new_step = step_size(model) / 2
     pairs = [(_clone(layer), layer) for layer in model.layers[:first]]
     for stage, old_blocks in enumerate(old_stages, start=1):
         head = old_blocks[0]
-        for index, source in enumerate(
-                interpolation_sources(len(old_blocks), not head.changes_shape), start=1):
+        for index, source in enumerate(interpolation_sources(len(old_blocks), not head.changes_shape), start=1):
             template = head if source == IDENTITY else old_blocks[source - 1]
-            strides = template.strides if index == 1 else 1
-            block = _clone(template, name=block_name(stage, index), step_size=new_step, strides=strides)
+            block = _clone(template, name=f"stage{stage}_block{index}", step_size=spec.step_size,
+                           strides=template.strides if index == 1 else 1, stage=stage, index=index,
+                           survival=next(survival))
             pairs.append((block, None if source == IDENTITY else template))
     pairs += [(_clone(layer), layer) for layer in model.layers[last + 1:]]
-    new_blocks = tuple(2 * len(blocks) for blocks in old_stages)
-    new_model = keras.Sequential([keras.Input(model.input_shape[1:])] + [new for new, _ in pairs],
-                                 name=_renamed(model, new_blocks))
+    name = spec.name if model.name == old_spec.name else model.name
+    new_model = odenet.ODENet([keras.Input(model.input_shape[1:])] + [new for new, _ in pairs],
+                              spec=spec.to_config(), name=name)
     for new, old in pairs:
-        if old is not None:
-            new.set_weights(old.get_weights())
+        if isinstance(new, odenet.ODEBlock):
+            new.refine_from(old)
         else:
-            new.conv2.kernel.assign(ops.zeros(new.conv2.kernel.shape, new.conv2.kernel.dtype))
+            new.set_weights(old.get_weights())
     return new_model

@@ -6,12 +6,15 @@ no flags inside the layers. It shares those layers, and so their weights, with t
 trained model (nothing is copied), and it can be evaluated, summarized or saved
 like any other model.
 
-Deleting a block that keeps the shape leaves it out, so ``Y_{j+1} = Y_j``. A
+Deleting a block that keeps the shape leaves it out, so the state passes unchanged. A
 downsampling block (the first of stages 2 and 3) cannot be left out, because the
 blocks after it expect its output's resolution and channels. Deleting it removes
-its residual module and keeps its parameter-free shortcut, ``Y_{j+1} = P(Y_j)``
-(:class:`~ml_resnet_tf.layers.Shortcut`). Either way the feature map after the
-deleted block changes by exactly ``G(Y_j) = h * F(Y_j)``, which is Eq. 8.
+its branch and keeps its shortcut, ``Y_{j+1} = P(Y_j)`` (the block's own
+``without_branch``: a parameter-free :class:`~ml_resnet_tf.odenet.Shortcut` for a ResNet).
+For a forward-Euler family the feature map after the deleted block then changes by
+exactly ``G(Y_j) = h * F(Y_j)``, which is Eq. 8; for a two-step family (LM-ResNet) it also
+loses the ``k (u_{n-1} - u_n)`` term, which ``eq8_check`` reports as a mismatch.
+Lesions work on every family through the ``odenet.ODEBlock`` interface.
 Random deletions and shuffles draw only blocks that keep the shape, so that they
 measure what Eq. 8 predicts small, not the loss of a stage's entry.
 """
@@ -20,19 +23,17 @@ import keras
 import numpy as np
 from keras import ops
 
-from ml_resnet_tf import analysis, models
-from ml_resnet_tf.layers import ResidualBlock, Shortcut
+from ml_resnet_tf import analysis, odenet
 
 
 EQ8_IMAGES = 500  # Eq. 8 holds per image, so a few hundred show it at a fraction of the cost
 
 
 def _rebuild(model, layers, suffix):
-    return keras.Sequential([keras.Input(model.input_shape[1:])] + layers, name=f"{model.name}_{suffix}")
+    return odenet.ODENet([keras.Input(model.input_shape[1:])] + layers, spec=model.spec, name=f"{model.name}_{suffix}")
 
 
-def _blocks(model):
-    return [block for stage in models.stages(model) for block in stage]
+_blocks = odenet.blocks
 
 
 def remove_blocks(model, names):
@@ -45,8 +46,8 @@ def remove_blocks(model, names):
     for layer in model.layers:
         if layer.name not in names:
             layers.append(layer)
-        elif layer.changes_shape:
-            layers.append(Shortcut(layer.filters, layer.strides, name=f"{layer.name}_shortcut"))
+        elif (remainder := layer.without_branch()) is not None:
+            layers.append(remainder)
     return _rebuild(model, layers, f"without_{len(names)}")
 
 
@@ -57,7 +58,7 @@ def reorder_blocks(model, order):
         raise ValueError(f"order must name each of {model.name}'s {len(blocks)} blocks once")
     by_name = {block.name: block for block in blocks}
     queue = iter(order)
-    layers = [by_name[next(queue)] if isinstance(layer, ResidualBlock) else layer for layer in model.layers]
+    layers = [by_name[next(queue)] if isinstance(layer, odenet.ODEBlock) else layer for layer in model.layers]
     return _rebuild(model, layers, "shuffled")
 
 
@@ -65,7 +66,7 @@ def shuffled_order(model, rng, stages=None):
     """Block names with the blocks of each stage in ``stages`` (1-based; all by default) permuted
     at random. A downsampling block stays first in its stage: only there do its shapes fit."""
     order = []
-    for index, stage in enumerate(models.stages(model), start=1):
+    for index, stage in enumerate(odenet.stages(model), start=1):
         fixed = [b.name for b in stage if b.changes_shape]
         free = [b.name for b in stage if not b.changes_shape]
         if stages is None or index in stages:
@@ -93,7 +94,7 @@ def random_deletion_errors(model, images, labels, draws, rng, max_removed=0):
 
 def shuffle_errors(model, images, labels, draws, rng):
     """Test error after shuffling the blocks of each stage alone, then of all stages at once."""
-    choices = [[s] for s in range(1, len(models.stages(model)) + 1)] + [None]
+    choices = [[s] for s in range(1, len(odenet.stages(model)) + 1)] + [None]
     return [{"stages": "all" if stages is None else stages[0], "test_errors": [
         analysis.error_rate(reorder_blocks(model, shuffled_order(model, rng, stages)), images, labels)
         for _ in range(draws)]} for stages in choices]
@@ -113,7 +114,8 @@ def eq8_check(model, block_name, images):
     after = analysis.features(model, images, position + 1)  # Y_{j+1}
     lesioned = analysis.features(remove_blocks(model, [block_name]), images,
                                  position + (1 if block.changes_shape else 0))
-    residual = ops.convert_to_numpy(block.step_size * block.residual(ops.convert_to_tensor(before), training=False))
+    x = ops.convert_to_tensor(before)
+    residual = ops.convert_to_numpy(block.branch(x, block.shortcut(x, training=False), training=False))
     mismatch = (after - lesioned) - residual
     return {"block": block_name,
             "max_abs_error": float(np.abs(mismatch).max()),
@@ -127,7 +129,7 @@ def lesion_study(model, images, labels, draws=5, seed=0, max_removed=0):
     blocks = _blocks(model)
     return {
         "model": model.name,
-        "blocks_per_stage": list(models.blocks_per_stage(model)),
+        "blocks_per_stage": list(odenet.blocks_per_stage(model)),
         "num_images": int(len(images)),
         "draws": draws,
         "seed": seed,

@@ -8,7 +8,7 @@ which runs each figure needs (:func:`figure_runs`) and draws Figs. 9 and 10 from
 import dataclasses
 import os
 
-from ml_resnet_tf import analysis, data, lesion, models, plotting
+from ml_resnet_tf import analysis, data, lesion, odenet, plotting
 from ml_resnet_tf.records import load_results, load_trained
 
 CONFIGS = os.path.join("experiments", "configs", "figures")
@@ -91,8 +91,8 @@ def measure_norms(model_dirs, data_dir="", num_images=0, log=print):
         norms = analysis.residual_norms(model, images)
         entries.append({
             "model_dir": model_dir, "model": model.name, "dataset": results["flags"]["dataset"],
-            "blocks_per_stage": list(models.blocks_per_stage(model)), "num_blocks": len(norms),
-            "step_size": models.step_size(model), "epochs_trained": len(results["epochs"]),
+            "blocks_per_stage": list(odenet.blocks_per_stage(model)), "num_blocks": len(norms),
+            "step_size": odenet.step_size(model), "epochs_trained": len(results["epochs"]),
             "test_error": results["epochs"][-1]["test_error"], "num_images": int(len(images)),
             "gamma": analysis.mean_residual_norm(norms), "blocks": norms})
         log(f"{model_dir}: {model.name}, {len(norms)} blocks, h={entries[-1]['step_size']:g}, "
@@ -108,7 +108,7 @@ def _by_dataset(entries):
 
 
 def _label(entry):
-    return f"{entry['model']} ({models.format_blocks(entry['blocks_per_stage'])}), h={entry['step_size']:g}"
+    return f"{entry['model']} ({odenet.format_blocks(entry['blocks_per_stage'])}), h={entry['step_size']:g}"
 
 
 def draw_norm_figures(entries, paths, note=""):
@@ -139,7 +139,7 @@ def run_lesion(model_dir, data_dir="", num_images=0, draws=5, seed=0, max_remove
 
 
 def draw_lesion_figure(path, study, note=""):
-    title = (f"Lesion study (Section 3.3): {study['model']} ({models.format_blocks(study['blocks_per_stage'])}) "
+    title = (f"Lesion study (Section 3.3): {study['model']} ({odenet.format_blocks(study['blocks_per_stage'])}) "
              f"on {data.DATASETS[study['dataset']].title}, {study['num_images']} test images")
     return plotting.lesion_figure(path, study, title, note)
 

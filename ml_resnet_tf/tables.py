@@ -11,9 +11,9 @@ import dataclasses
 import functools
 import os
 
-from ml_resnet_tf import costs, data, models
+from ml_resnet_tf import costs, data, odenet, registry
 from ml_resnet_tf.records import load_results
-from ml_resnet_tf.training import TrainConfig
+from ml_resnet_tf.config import TrainConfig
 
 DATASETS = ("cifar10", "cifar100", "stl10")
 
@@ -34,8 +34,8 @@ class Row:
 
     @property
     def blocks(self):
-        final = models.format_blocks(models.parse_model_name(self.model)[0])
-        return f"{models.format_blocks(self.start_blocks)} to {final}" if self.start_blocks else final
+        final = odenet.format_blocks(registry.resolve(self.model).blocks_per_stage)
+        return f"{odenet.format_blocks(self.start_blocks)} to {final}" if self.start_blocks else final
 
     @property
     def last_cycle_key(self):
@@ -78,19 +78,18 @@ def run_dir(runs_root, row, dataset):
 
 
 @functools.lru_cache(maxsize=None)
-def _flops(blocks, base_width, dataset):
+def _flops(model, blocks, dataset):
     spec = data.DATASETS[dataset]
-    return costs.flops_per_image(models.build_resnet(blocks, base_width, num_classes=spec.num_classes,
-                                                     input_shape=spec.image_shape))
+    return costs.flops_per_image(registry.build_model(model, spec.num_classes, spec.image_shape,
+                                                      blocks_per_stage=blocks))
 
 
 def theoretical_savings(config):
     """(by blocks, by FLOPs) that ``config``'s multi-level run saves against its last-cycle model."""
     cycles = config.cycles()
     epochs = [c.end_epoch - c.start_epoch for c in cycles]
-    width = models.parse_model_name(config.model)[1]
     return (costs.time_saved(epochs, [sum(c.blocks_per_stage) for c in cycles]),
-            costs.time_saved(epochs, [_flops(c.blocks_per_stage, width, config.dataset) for c in cycles]))
+            costs.time_saved(epochs, [_flops(config.model, c.blocks_per_stage, config.dataset) for c in cycles]))
 
 
 def _config(row, dataset, results, scale):

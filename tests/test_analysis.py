@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from ml_resnet_tf import analysis, models, plotting
-from ml_resnet_tf.layers import BN_EPSILON
+from ml_resnet_tf import analysis, build_resnet, odenet, plotting
+from ml_resnet_tf.odenet import BN_EPSILON
 
 
 def linear_resnet(blocks, step_size, c):
@@ -14,13 +14,13 @@ def linear_resnet(blocks, step_size, c):
     F(Y) = c * relu(relu(Y)) = c * Y on non-negative features. The stem copies the three
     image channels into the first three of sixteen. Hence Y_{j+1} = (1 + h c) Y_j exactly.
     """
-    model = models.build_resnet((blocks,), num_classes=2, step_size=step_size)
+    model = build_resnet((blocks,), num_classes=2, step_size=step_size)
     identity = np.zeros((3, 3, 16, 16), "float32")
     identity[1, 1] = np.eye(16)
     stem = np.zeros((3, 3, 3, 16), "float32")
     stem[1, 1, :, :3] = np.eye(3)
     model.get_layer("stem_conv").kernel.assign(stem)
-    for block in models.stages(model)[0]:
+    for block in odenet.stages(model)[0]:
         for bn in (block.bn1, block.bn2):
             bn.moving_variance.assign(np.full(16, 1 - BN_EPSILON, "float32"))
         block.conv1.kernel.assign(identity)

@@ -17,15 +17,16 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason=
 SCRIPT = """
 import json, sys
 import keras, numpy as np
-from ml_resnet_tf import interpolate, models
+from ml_resnet_tf import interpolate, odenet
+from ml_resnet_tf.optimizer import compile_model
 assert keras.backend.backend() == "jax"
 path, images = sys.argv[1], np.load(sys.argv[2])
 model = keras.models.load_model(path)
-new = models.compile_model(interpolate(model), 0.1)
+new = compile_model(interpolate(model), 0.1)
 before = new.predict(images, verbose=0)
 history = new.fit(images, np.arange(len(images)) % 10, batch_size=4, epochs=1, verbose=0)
 print("RESULT", json.dumps({"logits": model.predict(images, verbose=0).tolist(), "interpolated": before.tolist(),
-                            "blocks": models.blocks_per_stage(new), "loss": history.history["loss"][-1],
+                            "blocks": odenet.blocks_per_stage(new), "loss": history.history["loss"][-1],
                             "ours_import_tensorflow": sorted(
                                 name for name, module in list(sys.modules.items()) if name.startswith("ml_resnet_tf")
                                 and any(getattr(v, "__name__", "") == "tensorflow" for v in vars(module).values()))}))

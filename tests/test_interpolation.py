@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from ml_resnet_tf import blocks_per_stage, build_resnet, compare_models, interpolate, step_size
 from ml_resnet_tf.interpolation import IDENTITY, interpolation_sources
-from ml_resnet_tf.models import stages
+from ml_resnet_tf.odenet import stages
 
 
 def trained(blocks, step=1.0, **kwargs):

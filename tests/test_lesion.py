@@ -4,15 +4,15 @@ import keras
 import numpy as np
 import pytest
 
-from ml_resnet_tf import analysis, lesion, models
-from ml_resnet_tf.layers import Shortcut
+from ml_resnet_tf import analysis, build_resnet, lesion, odenet
+from ml_resnet_tf.odenet import Shortcut
 
 
 @pytest.fixture(scope="module")
 def trained_like():
     """A 2-2-3 ResNet whose batch norms hold non-trivial moving statistics, as after training."""
     keras.utils.set_random_seed(3)
-    model = models.build_resnet((2, 2, 3), num_classes=10)
+    model = build_resnet((2, 2, 3), num_classes=10)
     rng = np.random.default_rng(3)
     for layer in model.layers:
         for weight in layer.weights:
@@ -31,12 +31,12 @@ def outputs(model, images):
 def test_a_lesioned_model_equals_a_model_built_without_those_blocks(trained_like):
     model, images = trained_like
     lesioned = lesion.remove_blocks(model, ["stage1_block2", "stage3_block2"])
-    explicit = models.build_resnet((1, 2, 2), num_classes=10)
+    explicit = build_resnet((1, 2, 2), num_classes=10)
     kept = {"stage3_block2": "stage3_block3"}  # the explicit model's blocks are numbered without gaps
     for layer in explicit.layers:
         layer.set_weights(model.get_layer(kept.get(layer.name, layer.name)).get_weights())
     np.testing.assert_allclose(outputs(lesioned, images), outputs(explicit, images), rtol=1e-5, atol=1e-5)
-    assert models.blocks_per_stage(lesioned) == (1, 2, 2)
+    assert odenet.blocks_per_stage(lesioned) == (1, 2, 2)
     assert outputs(model, images).shape == (16, 10)  # the trained model itself is untouched
 
 
@@ -67,7 +67,7 @@ def test_shuffles_keep_downsampling_blocks_first_and_change_only_order(trained_l
     assert {order[:5] for order in orders} == {("stage1_block1", "stage1_block2", "stage2_block1",
                                                 "stage2_block2", "stage3_block1")}
     assert len(orders) == 2  # stage 3's two free blocks, in either order
-    identity = lesion.reorder_blocks(model, [b.name for s in models.stages(model) for b in s])
+    identity = lesion.reorder_blocks(model, [b.name for s in odenet.stages(model) for b in s])
     np.testing.assert_array_equal(outputs(identity, images), outputs(model, images))
     with pytest.raises(ValueError, match="must name each"):
         lesion.reorder_blocks(model, ["stage1_block1"])

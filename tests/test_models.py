@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ml_resnet_tf import blocks_per_stage, build_model, build_resnet, step_size
-from ml_resnet_tf.models import parse_model_name
+from ml_resnet_tf.registry import resolve
 
 # Table 5 (Appendix A): trainable parameters. Its last row, printed "ResNet-122", is WResNet-122.
 TABLE5 = {
@@ -48,7 +48,8 @@ def test_output_shape(dataset):
     ("resnet8", (1, 1, 1), 16), ("wresnet32", (5, 5, 5), 32), ("wresnet122", (20, 20, 20), 32),
 ])
 def test_parse_model_name(name, blocks, width):
-    assert parse_model_name(name) == (blocks, width)
+    spec = resolve(name)
+    assert (spec.blocks_per_stage, spec.widths[0]) == (blocks, width)
 
 
 @pytest.mark.parametrize("name", ["resnet", "resnet15", "resnet2", "vgg16", "ResNet50", "resnet50x"])

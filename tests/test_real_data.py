@@ -3,7 +3,8 @@
 import json
 import os
 
-from ml_resnet_tf.training import TrainConfig, train
+from ml_resnet_tf.config import TrainConfig
+from ml_resnet_tf.training import train
 
 
 def test_multilevel_run_on_real_cifar10(tmp_path, real_cifar10):

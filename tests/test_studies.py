@@ -8,7 +8,8 @@ import pytest
 
 from ml_resnet_tf import studies
 from ml_resnet_tf.records import RunError, RunRecord
-from ml_resnet_tf.training import DEFAULTS, TrainConfig, _schedule, train
+from ml_resnet_tf.config import DEFAULTS, TrainConfig
+from ml_resnet_tf.training import _schedule, train
 from tests import helpers
 
 

@@ -9,7 +9,8 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ml_resnet_tf.records import RunError
-from ml_resnet_tf.training import ConfigError, Cycle, TrainConfig, train
+from ml_resnet_tf.config import ConfigError, Cycle, TrainConfig
+from ml_resnet_tf.training import train
 
 
 def test_multilevel_plan_matches_table1():

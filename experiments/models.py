@@ -1,0 +1,50 @@
+"""Lists every preset: name, family, blocks per stage, depth, h and trainable parameters.
+
+    python -m experiments.models [--families=lm_resnet]
+
+Parameters are counted on CIFAR-10 (10 classes) and CIFAR-100 (100 classes) inputs.
+"""
+
+import math
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+from ml_resnet_tf import odenet, registry  # noqa: E402
+
+flags.DEFINE_list("families", [], "Only these families (default: all).")
+FLAGS = flags.FLAGS
+
+
+def trainable_params(model) -> int:
+    return sum(math.prod(v.shape) for v in model.trainable_variables)
+
+
+def rows(families=()) -> list[tuple]:
+    """(name, family, blocks, depth, h, CIFAR-10 params, CIFAR-100 params) for every preset."""
+    table = []
+    for name in registry.list_models():
+        spec = registry.resolve(name)
+        if families and spec.family not in families:
+            continue
+        counts = [trainable_params(registry.build_model(name, classes)) for classes in (10, 100)]
+        table.append((name, spec.family, odenet.format_blocks(spec.blocks_per_stage), spec.depth, spec.step_size,
+                      *counts))
+    return table
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    unknown = set(FLAGS.families) - set(registry.FAMILIES)
+    if unknown:
+        raise app.UsageError(f"unknown families {sorted(unknown)}: choose from {', '.join(registry.FAMILIES)}")
+    print(f"{'name':<14}{'family':<11}{'blocks':<10}{'depth':>6}{'h':>5}{'CIFAR-10':>12}{'CIFAR-100':>12}")
+    for name, family, blocks, depth, h, c10, c100 in rows(FLAGS.families):
+        print(f"{name:<14}{family:<11}{blocks:<10}{depth:>6}{h:>5g}{c10:>12,}{c100:>12,}")
+
+
+if __name__ == "__main__":
+    app.run(main)
