@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUNS ?= runs
 DATA_DIR ?=
 
-.PHONY: install test demo reproduce-table3 reproduce-table4 reproduce-figures bench clean
+.PHONY: install test lint demo reproduce-table3 reproduce-table4 reproduce-figures bench clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,11 @@ install: $(VENV)/.installed
 # Two workers: much of the suite is single-threaded (tracing, subprocess start-up), so two processes
 # fill two cores. More workers only multiply TensorFlow's memory.
 TEST_WORKERS ?= 2
-test: $(VENV)/.installed
+test: $(VENV)/.installed lint
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check ml_resnet_tf experiments tests
 
 # A small multi-level run (1-1-1 -> 4-4-4, 6 epochs, 5,000 images): minutes on a laptop CPU.
 # CIFAR-10 comes through tensorflow_datasets, or from an offline copy: make demo DATA_DIR=DIR

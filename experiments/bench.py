@@ -129,7 +129,8 @@ def targets(result):
     rows = {(r["family"], r["blocks"]): r for r in result["architectures"]}
     if result.get("pipeline") and ("resnet", "2-2-2") in rows:
         ratio = result["pipeline"]["median"] / rows[("resnet", "2-2-2")]["memory"]["median"]
-        checks.append(("pipeline delivers >= 2x the images/s ResNet 2-2-2 trains on", ratio, ratio >= TARGETS["pipeline"]))
+        checks.append(("pipeline delivers >= 2x the images/s ResNet 2-2-2 trains on", ratio,
+                       ratio >= TARGETS["pipeline"]))
     for schedule in result["schedules"]:
         fraction = schedule["fraction_of_blocks_bound"]
         checks.append((f"{schedule['row']}: predicted saving >= 95% of the block-count bound", fraction,
@@ -193,7 +194,8 @@ def print_report(result):
         print(f"\ninput pipeline alone: {spread(result['pipeline'])} images/s")
     for s in result["schedules"]:
         print(f"{s['row']} ({' -> '.join(s['cycles'])}, epochs {'/'.join(map(str, s['epochs']))}): predicted saving "
-              f"{s['predicted_saving']:.1%}, bounds {s['blocks_bound']:.1%} by blocks / {s['flops_bound']:.1%} by FLOPs")
+              f"{s['predicted_saving']:.1%}, bounds {s['blocks_bound']:.1%} by blocks / "
+              f"{s['flops_bound']:.1%} by FLOPs")
     for p in (result.get("measured") or {}).get("pairs", []):
         print(f"measured: {p['multilevel_run']} {p['multilevel_seconds']:.1f} s against {p['baseline_seconds']:.1f} s: "
               f"saved {p['saving']:.1%} ({p['saving_with_startup']:.1%} with start-up), "
@@ -251,7 +253,8 @@ def main(argv):
             rows.append(row)
             built[(family, row["blocks"])] = (model, batches)
     interpolation_costs(rows, built, options)
-    result = {"backend": FLAGS.backend, "keras": keras.__version__, "machine": platform.processor() or platform.machine(),
+    result = {"backend": FLAGS.backend, "keras": keras.__version__,
+              "machine": platform.processor() or platform.machine(),
               "cpus": os.cpu_count(), "batch_size": FLAGS.batch_size, "steps": FLAGS.steps, "repeats": FLAGS.repeats,
               "jit_compile": FLAGS.jit_compile, "steps_per_execution": FLAGS.steps_per_execution,
               "mixed_precision": FLAGS.mixed_precision, "data": FLAGS.data_dir or "random images",

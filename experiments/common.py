@@ -7,9 +7,9 @@ import sys
 
 from absl import flags
 
+from ml_resnet_tf.config import ConfigError
 from ml_resnet_tf.data import DataError
 from ml_resnet_tf.records import RunError, is_finished
-from ml_resnet_tf.config import ConfigError
 
 
 @contextlib.contextmanager

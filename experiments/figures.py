@@ -24,8 +24,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from experiments import common  # noqa: E402
-from ml_resnet_tf import data, plotting, records, studies  # noqa: E402
+from experiments import (  # noqa: E402
+    common,  # noqa: E402
+    plotting,
+    studies,
+)
+from ml_resnet_tf import data, records  # noqa: E402
 
 flags.DEFINE_list("figures", list(studies.FIGURES), "Figures to reproduce: any of 3,4,7,lesion,9,10.")
 flags.DEFINE_list("datasets", list(data.DATASETS), "Datasets to run, where a figure is drawn for them.")

@@ -17,8 +17,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from experiments import common  # noqa: E402
-from ml_resnet_tf import studies  # noqa: E402
+from experiments import (
+    common,  # noqa: E402
+    studies,  # noqa: E402
+)
 from ml_resnet_tf.records import write_json  # noqa: E402
 
 flags.DEFINE_string("model_dir", None, "A run folder written by experiments.train.")

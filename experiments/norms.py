@@ -18,8 +18,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from experiments import common  # noqa: E402
-from ml_resnet_tf import studies  # noqa: E402
+from experiments import (
+    common,  # noqa: E402
+    studies,  # noqa: E402
+)
 from ml_resnet_tf.records import write_json  # noqa: E402
 
 flags.DEFINE_list("model_dir", None, "One or more run folders written by experiments.train, comma-separated.")

@@ -13,8 +13,8 @@ import os
 
 from absl import app, flags
 
-from experiments import common
-from ml_resnet_tf import plotting, records, tables
+from experiments import common, plotting, tables
+from ml_resnet_tf import records
 
 flags.DEFINE_enum("table", "3", ["3", "4"], "3: ResNets, 4: Wide ResNets.")
 flags.DEFINE_list("datasets", list(tables.DATASETS), "Datasets to run (columns of the table).")
@@ -56,7 +56,8 @@ def figures(runs_roots, suffix):
 
     specs = [
         ("figure6", "Fig. 6: multi-level ResNet-50-i and WResNet-50-i",
-         [("CIFAR-10", multilevel("cifar10")), ("CIFAR-100", multilevel("cifar100"))], ("train_accuracy", "test_accuracy")),
+         [("CIFAR-10", multilevel("cifar10")), ("CIFAR-100", multilevel("cifar100"))],
+         ("train_accuracy", "test_accuracy")),
         ("figure8", "Fig. 8: multi-level ResNet-50-i and WResNet-50-i on STL-10",
          [("STL-10", multilevel("stl10"))], ("train_accuracy", "test_accuracy")),
         ("figure11", "Fig. 11: shallow (first-cycle) and deep (last-cycle) ResNets",

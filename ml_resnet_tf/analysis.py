@@ -4,6 +4,7 @@ Every measurement runs in inference mode (batch norm uses its moving statistics)
 as the paper's figures do ("the norms are evaluated at test time").
 """
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -15,7 +16,7 @@ def _batches(images, batch_size):
         yield images[start:start + batch_size]
 
 
-def compare_models(reference, other, images, batch_size=500):
+def compare_models(reference: keras.Model, other: keras.Model, images, batch_size: int = 500) -> dict:
     """How much ``other`` computes a different function from ``reference`` on ``images``
     (an array, or a dataset of images or (images, labels) batches).
 
@@ -28,7 +29,7 @@ def compare_models(reference, other, images, batch_size=500):
                            other.predict(images, batch_size=batch_size, verbose=0))
 
 
-def logit_agreement(reference_logits, other_logits):
+def logit_agreement(reference_logits: np.ndarray, other_logits: np.ndarray) -> dict:
     """``compare_models`` on logits already computed."""
     return {
         "top1_agreement": float(np.mean(reference_logits.argmax(-1) == other_logits.argmax(-1))),
@@ -37,7 +38,7 @@ def logit_agreement(reference_logits, other_logits):
     }
 
 
-def features(model, images, num_layers, batch_size=500):
+def features(model: keras.Model, images: np.ndarray, num_layers: int, batch_size: int = 500) -> np.ndarray:
     """The output of ``model``'s first ``num_layers`` layers on ``images`` (inference mode), as numpy;
     for a multi-step family, ``Y_j`` of the state (``odenet.main``).
 
@@ -53,7 +54,7 @@ def features(model, images, num_layers, batch_size=500):
     return np.concatenate(outputs)
 
 
-def error_rate(model, images, labels, batch_size=500):
+def error_rate(model: keras.Model, images: np.ndarray, labels, batch_size: int = 500) -> float:
     """Top-1 test error of ``model`` on ``images``."""
     logits = features(model, images, len(model.layers), batch_size)
     return float(np.mean(logits.argmax(-1) != np.asarray(labels)))
@@ -65,7 +66,7 @@ def _example_norms(x):
     return ops.convert_to_numpy(ops.sqrt(ops.sum(ops.square(flat), axis=-1)))
 
 
-def residual_norms(model, images, batch_size=500):
+def residual_norms(model: keras.Model, images: np.ndarray, batch_size: int = 500) -> list[dict]:
     """Per-block ``||Y_j||``, ``||G(Y_j)||`` and ``||F(Y_j)||`` (Eq. 5, Figs. 4 and 7), averaged over examples.
 
     For block ``j`` with input ``Y_j``, ``G(Y_j) = h * F(Y_j)`` is the residual
@@ -101,6 +102,6 @@ def residual_norms(model, images, batch_size=500):
     return norms
 
 
-def mean_residual_norm(norms):
+def mean_residual_norm(norms: list[dict]) -> float:
     """gamma = (1/d) sum_j ||G(Y_j)|| over the d blocks (Section 3.2, Fig. 3)."""
     return float(np.mean([block["residual_norm"] for block in norms]))

@@ -11,6 +11,7 @@ Every timing is repeated; :func:`summary` reports the median and the spread (min
 
 import time
 
+import keras
 import numpy as np
 
 from ml_resnet_tf import costs, odenet, registry
@@ -18,25 +19,26 @@ from ml_resnet_tf.interpolation import interpolate
 from ml_resnet_tf.optimizer import compile_model
 
 
-def summary(values):
+def summary(values) -> dict:
     """Median and spread of repeated measurements."""
     values = sorted(float(v) for v in values)
     return {"median": float(np.median(values)), "min": values[0], "max": values[-1], "values": values}
 
 
-def parse_blocks(text):
+def parse_blocks(text: str) -> tuple[int, ...]:
     """``'2-2-2'`` -> (2, 2, 2)."""
     return tuple(int(n) for n in text.split("-"))
 
 
-def synthetic_images(count, image_shape=(32, 32, 3), num_classes=10, seed=0):
+def synthetic_images(count: int, image_shape=(32, 32, 3), num_classes: int = 10, seed: int = 0) -> tuple:
     """Random uint8 images and labels: throughput does not depend on what the pixels show."""
     rng = np.random.default_rng(seed)
     return (rng.integers(0, 256, (count,) + tuple(image_shape), dtype=np.uint8),
             rng.integers(0, num_classes, count).astype(np.int32))
 
 
-def build(family, blocks, num_classes=10, image_shape=(32, 32, 3), step_size=1.0, options=None, **net_options):
+def build(family: str, blocks, num_classes: int = 10, image_shape=(32, 32, 3), step_size: float = 1.0,
+          options: dict | None = None, **net_options) -> keras.Model:
     """A compiled model of ``family`` (any registered family) with ``blocks``; ``options`` are
     ``compile_model``'s ``jit_compile`` and ``steps_per_execution``, ``net_options`` the net's
     (e.g. ``stochastic_depth``)."""
@@ -71,7 +73,7 @@ def _timed(work, repeats):
     return times
 
 
-def train_throughput(model, batches, batch_size, steps, repeats):
+def train_throughput(model: keras.Model, batches, batch_size: int, steps: int, repeats: int) -> dict:
     """Images/s of ``model.fit`` over ``steps`` steps, after the warm-up calls of ``_timed``.
 
     ``batches`` is ``(images, labels)`` arrays already in memory (the model's own speed), or a
@@ -86,14 +88,14 @@ def train_throughput(model, batches, batch_size, steps, repeats):
     return summary([steps * batch_size / t for t in _timed(fit, repeats)])
 
 
-def in_memory_batches(images, labels, batch_size, steps):
+def in_memory_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, steps: int) -> tuple:
     """``steps`` batches, standardized, as arrays any backend's ``fit`` reads without a pipeline."""
     count = batch_size * steps
     index = np.arange(count) % len(images)
     return _standardized(images[index]), labels[index]
 
 
-def pipeline_throughput(make_dataset, batch_size, steps, repeats):
+def pipeline_throughput(make_dataset, batch_size: int, steps: int, repeats: int) -> dict:
     """Images/s the input pipeline alone delivers: ``steps`` batches pulled from a fresh iterator."""
     def drain():
         for _ in zip(range(steps), make_dataset()):
@@ -102,7 +104,7 @@ def pipeline_throughput(make_dataset, batch_size, steps, repeats):
     return summary([steps * batch_size / t for t in _timed(drain, repeats)])
 
 
-def interpolation_cost(model, batches, batch_size, options=None):
+def interpolation_cost(model: keras.Model, batches, batch_size: int, options: dict | None = None) -> float:
     """Seconds from ``interpolate(model)`` to the end of the new model's first training step,
     its compile and tracing included: what a cycle boundary costs a run."""
     x, y = batches[0][:batch_size], batches[1][:batch_size]
@@ -112,24 +114,24 @@ def interpolation_cost(model, batches, batch_size, options=None):
     return time.perf_counter() - started
 
 
-def expected_skipped(blocks, last_survival):
+def expected_skipped(blocks, last_survival: float) -> float:
     """The fraction of blocks stochastic depth skips on average: the mean of ``1 - p_l`` (linear rule)."""
     rates = odenet.survival_rates(sum(blocks), last_survival)
     return float(np.mean([1.0 - p for p in rates]))
 
 
-def flops(family, blocks, num_classes=10, image_shape=(32, 32, 3)):
+def flops(family: str, blocks, num_classes: int = 10, image_shape=(32, 32, 3)) -> int:
     return costs.flops_per_image(registry.build_model(family, num_classes, image_shape, blocks_per_stage=blocks))
 
 
-def predicted_saving(cycle_epochs, step_seconds, steps_per_epoch, interpolation_seconds=()):
+def predicted_saving(cycle_epochs, step_seconds, steps_per_epoch: int, interpolation_seconds=()) -> float:
     """1 - (multi-level time) / (last-cycle model's time) from measured step times per cycle's
     architecture, plus the interpolations' measured costs (Section 4.2 with real costs)."""
     multilevel = sum(e * steps_per_epoch * s for e, s in zip(cycle_epochs, step_seconds)) + sum(interpolation_seconds)
     return 1.0 - multilevel / (sum(cycle_epochs) * steps_per_epoch * step_seconds[-1])
 
 
-def measured_saving(multilevel, baseline):
+def measured_saving(multilevel: dict, baseline: dict) -> dict:
     """The time a finished multi-level run saved against its last-cycle model, from their results.json.
 
     ``train_seconds`` leave out each fit's start-up (tracing, pipeline fill; see recorder.EpochRecorder),

@@ -103,7 +103,8 @@ class TrainConfig:
         for name in ("batch_size", "lr_min", "weight_decay", "train_subset", "data_threads"):
             _check(getattr(self, name) >= 0, f"--{name} must not be negative, got {getattr(self, name)}")
         _check(0 < self.stochastic_depth <= 1, f"--stochastic_depth is p_L, in (0, 1], got {self.stochastic_depth}")
-        _check(self.steps_per_execution >= 1, f"--steps_per_execution must be at least 1, got {self.steps_per_execution}")
+        _check(self.steps_per_execution >= 1,
+               f"--steps_per_execution must be at least 1, got {self.steps_per_execution}")
         _check(self.momentum < 1, f"--momentum must be below 1, got {self.momentum}")
         _check(self.lr_min <= self.lr_max, f"--lr_min={self.lr_min} is above --lr_max={self.lr_max}")
         bounds = (0,) + self.run_boundaries + (self.run_epochs,)
@@ -235,8 +236,8 @@ def flag_table() -> str:
     rows = ["| flag | default | meaning |", "| --- | --- | --- |"]
     for name, field in FIELDS.items():
         default = field.default
-        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        shown = "(required)" if name == "model_dir" else shown
+        shown = f"`{','.join(map(str, default)) if isinstance(default, tuple) else default}`"
+        shown = "required" if name == "model_dir" else "none" if default in ("", (), None) else shown
         choices = f" One of: {', '.join(field.metadata['choices'])}." if "choices" in field.metadata else ""
-        rows.append(f"| `--{name}` | `{shown}` | {field.metadata['help']}{choices} |")
+        rows.append(f"| `--{name}` | {shown} | {field.metadata['help']}{choices} |")
     return "\n".join(rows)

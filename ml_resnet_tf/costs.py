@@ -39,7 +39,7 @@ def flops_per_image(model: keras.Model) -> int:
     return int(total)
 
 
-def time_saved(cycle_steps, cycle_costs):
+def time_saved(cycle_steps, cycle_costs) -> float:
     """1 - (cost of the multi-level run) / (cost of the last-cycle model for the same steps).
 
     ``cycle_steps`` are the steps (or epochs) of each cycle and ``cycle_costs`` the
@@ -49,7 +49,7 @@ def time_saved(cycle_steps, cycle_costs):
     return 1.0 - spent / (sum(cycle_steps) * cycle_costs[-1])
 
 
-def table2(interpolations):
+def table2(interpolations: int) -> float:
     """Section 4.2: ``k`` interpolations dividing training equally save ``1 - (2^(k+1) - 1) / (2^k (k + 1))``."""
     k = interpolations
     return time_saved([1] * (k + 1), [2 ** i for i in range(k + 1)])

@@ -127,7 +127,7 @@ def _read_tfds(spec, data_dir, download):
     return arrays
 
 
-def load(name, data_dir=None, download=True, train_subset=0):
+def load(name: str, data_dir: str | None = None, download: bool = True, train_subset: int = 0) -> ImageData:
     """Loads a dataset into memory.
 
     ``data_dir`` may hold the standard binary layout (e.g. ``DIR/cifar-10-batches-bin/``,
@@ -159,12 +159,13 @@ def load(name, data_dir=None, download=True, train_subset=0):
     return ImageData(spec, train_images, train_labels, test_images, test_labels, source)
 
 
-def standardize(images):
+def standardize(images) -> tf.Tensor:
     """Per-image standardization (Appendix A): zero mean, unit variance per image."""
     return tf.image.per_image_standardization(tf.cast(images, tf.float32))
 
 
-def train_dataset(images, labels, pad, batch_size, seed, first_epoch, last_epoch, threads=0):
+def train_dataset(images: np.ndarray, labels: np.ndarray, pad: int, batch_size: int, seed: int, first_epoch: int,
+                  last_epoch: int, threads: int = 0) -> tf.data.Dataset:
     """Augmented training batches for epochs ``first_epoch .. last_epoch - 1`` (0-based).
 
     Appendix A: zero-pad ``pad`` pixels, random crop back to size, random
@@ -211,7 +212,7 @@ def train_dataset(images, labels, pad, batch_size, seed, first_epoch, last_epoch
             .prefetch(tf.data.AUTOTUNE))
 
 
-def test_dataset(images, labels, batch_size):
+def test_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int) -> tf.data.Dataset:
     """Test batches: standardized only, in order, the last batch kept."""
     return (tf.data.Dataset.from_tensor_slices((images, labels))
             .batch(batch_size)

@@ -38,7 +38,7 @@ STRATEGIES = {
 }
 
 
-def make_strategy(name):
+def make_strategy(name: str) -> tf.distribute.Strategy:
     """The ``tf.distribute`` strategy called ``name``; raises ValueError saying why one cannot be made."""
     try:
         return STRATEGIES[name]()

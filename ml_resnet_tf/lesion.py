@@ -25,7 +25,6 @@ from keras import ops
 
 from ml_resnet_tf import analysis, odenet
 
-
 EQ8_IMAGES = 500  # Eq. 8 holds per image, so a few hundred show it at a fraction of the cost
 
 
@@ -36,7 +35,7 @@ def _rebuild(model, layers, suffix):
 _blocks = odenet.blocks
 
 
-def remove_blocks(model, names):
+def remove_blocks(model: keras.Model, names) -> odenet.ODENet:
     """``model`` without the blocks ``names``; a downsampling block leaves its shortcut."""
     names = set(names)
     unknown = names - {block.name for block in _blocks(model)}
@@ -51,7 +50,7 @@ def remove_blocks(model, names):
     return _rebuild(model, layers, f"without_{len(names)}")
 
 
-def reorder_blocks(model, order):
+def reorder_blocks(model: keras.Model, order: list[str]) -> odenet.ODENet:
     """``model`` with its residual blocks in ``order`` (names); the other layers stay in place."""
     blocks = _blocks(model)
     if sorted(order) != sorted(block.name for block in blocks):
@@ -62,7 +61,7 @@ def reorder_blocks(model, order):
     return _rebuild(model, layers, "shuffled")
 
 
-def shuffled_order(model, rng, stages=None):
+def shuffled_order(model: keras.Model, rng: np.random.Generator, stages=None) -> list[str]:
     """Block names with the blocks of each stage in ``stages`` (1-based; all by default) permuted
     at random. A downsampling block stays first in its stage: only there do its shapes fit."""
     order = []
@@ -75,14 +74,15 @@ def shuffled_order(model, rng, stages=None):
     return order
 
 
-def single_block_errors(model, images, labels):
+def single_block_errors(model: keras.Model, images: np.ndarray, labels) -> list[dict]:
     """Test error after deleting each block alone, in the order of the blocks."""
     return [{"block": block.name, "downsampling": block.changes_shape,
              "test_error": analysis.error_rate(remove_blocks(model, [block.name]), images, labels)}
             for block in _blocks(model)]
 
 
-def random_deletion_errors(model, images, labels, draws, rng, max_removed=0):
+def random_deletion_errors(model: keras.Model, images: np.ndarray, labels, draws: int, rng: np.random.Generator,
+                           max_removed: int = 0) -> list[dict]:
     """Test error after deleting ``k`` random shape-keeping blocks, ``k = 1 ... max_removed``
     (0: all of them), ``draws`` times each. Returns one dict per ``k`` with every draw's error."""
     candidates = [b.name for b in _blocks(model) if not b.changes_shape]
@@ -92,7 +92,7 @@ def random_deletion_errors(model, images, labels, draws, rng, max_removed=0):
         for _ in range(draws)]} for k in range(1, top + 1)]
 
 
-def shuffle_errors(model, images, labels, draws, rng):
+def shuffle_errors(model: keras.Model, images: np.ndarray, labels, draws: int, rng: np.random.Generator) -> list[dict]:
     """Test error after shuffling the blocks of each stage alone, then of all stages at once."""
     choices = [[s] for s in range(1, len(odenet.stages(model)) + 1)] + [None]
     return [{"stages": "all" if stages is None else stages[0], "test_errors": [
@@ -100,7 +100,7 @@ def shuffle_errors(model, images, labels, draws, rng):
         for _ in range(draws)]} for stages in choices]
 
 
-def eq8_check(model, block_name, images):
+def eq8_check(model: keras.Model, block_name: str, images: np.ndarray) -> dict:
     """Eq. 8 measured: deleting block ``j`` changes the feature map after it by ``G(Y_j)``.
 
     Runs ``model`` and ``remove_blocks(model, [block_name])`` up to the point where block
@@ -123,7 +123,8 @@ def eq8_check(model, block_name, images):
             "relative_change": float(np.linalg.norm(residual) / np.linalg.norm(after))}
 
 
-def lesion_study(model, images, labels, draws=5, seed=0, max_removed=0):
+def lesion_study(model: keras.Model, images: np.ndarray, labels, draws: int = 5, seed: int = 0,
+                 max_removed: int = 0) -> dict:
     """Every lesion of Section 3.3 on one trained model, as one JSON-ready dict."""
     rng = np.random.default_rng(seed)
     blocks = _blocks(model)

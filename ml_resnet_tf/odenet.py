@@ -55,7 +55,7 @@ def conv_flops(height, width, kernel, in_channels, out_channels) -> int:
     return 2 * height * width * kernel * kernel * in_channels * out_channels  # a multiply-add is 2 FLOPs
 
 
-def pad_shortcut(inputs, filters, strides):
+def pad_shortcut(inputs, filters: int, strides: int):
     """P(Y) without parameters: every ``strides``-th pixel, zero channels appended up to ``filters``."""
     if strides == 2:
         inputs = inputs[:, ::2, ::2, :]

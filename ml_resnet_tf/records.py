@@ -7,7 +7,8 @@ Layout of ``model_dir``::
     model.keras                the final model, once the run is finished
     train/ validation/ dynamics/  TensorBoard event files
 
-``results.json`` is rewritten atomically after every epoch, after the checkpoint
+``results.json`` follows ``schema`` (versioned, typed); this is the one module that reads and
+writes it. It is rewritten atomically after every epoch, after the checkpoint
 it points to is complete, so a kill at any moment leaves a consistent pair to
 resume from. A directory that holds something else, or a run with other flags,
 is refused rather than overwritten.
@@ -17,6 +18,8 @@ import json
 import os
 
 import keras
+
+from ml_resnet_tf import schema
 
 RESULTS = "results.json"
 FINAL_MODEL = "model.keras"
@@ -34,7 +37,7 @@ class RunError(Exception):
     """The model_dir cannot be used as asked; the message says why and what to do."""
 
 
-def write_json(path, payload):
+def write_json(path: str, payload) -> None:
     """Writes JSON atomically: a reader sees the old file or the new one, never half."""
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
@@ -42,12 +45,20 @@ def write_json(path, payload):
     os.replace(tmp, path)
 
 
-def read_json(path):
+def read_json(path: str):
     try:
         with open(path) as f:
             return json.load(f)
     except (OSError, ValueError) as error:
         raise RunError(f"cannot read {path} ({error}); move it away to start a new run there") from None
+
+
+def read_results(path: str) -> schema.Results:
+    """A results.json, upgraded to the current schema and validated; RunError names a bad field."""
+    try:
+        return schema.load(read_json(path))
+    except schema.SchemaError as error:
+        raise RunError(f"{path} is not a run's results ({error}); move it away to start a new run there") from None
 
 
 class RunRecord:
@@ -68,7 +79,7 @@ class RunRecord:
         flags = json.loads(json.dumps(flags))  # compare as stored: tuples become lists
         path = os.path.join(model_dir, RESULTS)
         if os.path.isfile(path):
-            results = read_json(path)
+            results = read_results(path)
             old = {**json.loads(json.dumps(defaults or {})), **results.get("flags", {})}
             changed = sorted(k for k in set(old) | set(flags)
                              if k not in RESUMABLE_CHANGES and old.get(k) != flags.get(k))
@@ -81,8 +92,7 @@ class RunRecord:
             return cls(model_dir, results)
         if os.path.exists(model_dir) and (not os.path.isdir(model_dir) or os.listdir(model_dir)):
             raise RunError(f"{model_dir} exists and holds no {RESULTS}: choose a new or empty --model_dir")
-        return cls(model_dir, {"status": "running", "flags": flags, "time_note": TIME_NOTE,
-                               "cycles": [], "interpolations": [], "epochs": [], "checkpoint": None})
+        return cls(model_dir, schema.new(flags, TIME_NOTE))
 
     @property
     def finished(self):
@@ -93,6 +103,7 @@ class RunRecord:
         return len(self.results["epochs"])
 
     def save(self):
+        schema.validate(self.results)
         os.makedirs(os.path.join(self.model_dir, "checkpoints"), exist_ok=True)
         write_json(os.path.join(self.model_dir, RESULTS), self.results)
 
@@ -120,20 +131,20 @@ class RunRecord:
         self.save()
 
 
-def load_results(model_dir):
+def load_results(model_dir: str) -> schema.Results | None:
     """A run folder's results.json, or None where the run has not started (or its file is unreadable)."""
     try:
-        return read_json(os.path.join(model_dir, RESULTS))
+        return read_results(os.path.join(model_dir, RESULTS))
     except RunError:
         return None
 
 
-def is_finished(model_dir):
+def is_finished(model_dir: str) -> bool:
     """Whether ``model_dir`` holds a finished run."""
     return (load_results(model_dir) or {}).get("status") == "finished"
 
 
-def load_model(path):
+def load_model(path: str) -> keras.Model:
     """``keras.models.load_model``, with a one-line RunError for a file this code cannot read."""
     try:
         return keras.models.load_model(path)
@@ -143,7 +154,7 @@ def load_model(path):
                        "ml_resnet_tf?") from None
 
 
-def load_trained(model_dir):
+def load_trained(model_dir: str) -> tuple:
     """A run's trained model and results: ``model.keras`` when finished, else its latest checkpoint.
 
     Returns ``(model, results, path)``. Raises RunError with what to pass instead.
@@ -152,7 +163,7 @@ def load_trained(model_dir):
     if not os.path.isfile(path):
         raise RunError(f"{model_dir} holds no {RESULTS}: pass the --model_dir of a run "
                        "trained with python -m experiments.train")
-    results = read_json(path)
+    results = read_results(path)
     record = RunRecord(model_dir, results)
     if record.finished:
         return load_model(os.path.join(model_dir, FINAL_MODEL)), results, os.path.join(model_dir, FINAL_MODEL)

@@ -110,8 +110,15 @@ class NetSpec:
 
     @classmethod
     def from_model(cls, model) -> NetSpec:
-        """The spec of a built (or reloaded, or interpolated) model."""
-        return cls(**model.spec)
+        """The spec of a built (or reloaded, or interpolated) model. A plain ``keras.Sequential`` saved
+        before specs existed (version 0.1) gets one from its blocks: their class and stage widths."""
+        if getattr(model, "spec", None):
+            return cls(**model.spec)
+        stages = odenet.stages(model)
+        widths = tuple(stage[0].filters for stage in stages)
+        matches = [f for f in FAMILIES.values() if isinstance(stages[0][0], f.block)]
+        family = next((f for f in matches if f.widths == widths), matches[0])
+        return cls(family.name, tuple(len(s) for s in stages), widths, odenet.step_size(model))
 
 
 _DEPTH_NAME = re.compile(r"^([a-z_]*[a-z])(\d+)$")

@@ -7,7 +7,6 @@ import sys
 import keras
 import numpy as np
 
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -102,3 +101,20 @@ def write_stl10(root, num_train, num_test):
         (labels + 1).tofile(os.path.join(folder, f"{split}_y.bin"))
         written[split] = (images, labels)
     return written
+
+
+def results_payload(accuracies=(0.5,), status="finished", cycles=(), final=None, flags=None):
+    """A schema-valid results.json (``ml_resnet_tf.schema``) with the given per-epoch test accuracies,
+    cycles ``(start_epoch, end_epoch, blocks)`` and ``final`` fields: what the readers' tests feed them."""
+    epochs = [{"epoch": i + 1, "cycle": 1, "train_loss": 1.0, "train_accuracy": a, "test_loss": 1.0,
+               "test_accuracy": a, "test_error": 1 - a, "learning_rate": 0.1, "train_seconds": 1.0,
+               "startup_seconds": 0.0, "residual_norms": {}, "block_scalars": {}} for i, a in enumerate(accuracies)]
+    payload = {"schema_version": 2, "status": status, "flags": flags or {}, "time_note": "", "interpolations": [],
+               "epochs": epochs, "checkpoint": None,
+               "cycles": [{"cycle": i + 1, "start_epoch": start, "end_epoch": end, "blocks_per_stage": list(blocks),
+                           "step_size": 1.0, "params": 1, "xla": False}
+                          for i, (start, end, blocks) in enumerate(cycles)]}
+    if status == "finished":
+        payload["final"] = {"test_error": 1 - accuracies[-1], "test_accuracy": accuracies[-1], "train_seconds": 1.0,
+                            "startup_seconds": 0.0, **(final or {})}
+    return payload

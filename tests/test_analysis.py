@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from ml_resnet_tf import analysis, build_resnet, odenet, plotting
+from experiments import plotting
+from ml_resnet_tf import analysis, build_resnet, odenet
 from ml_resnet_tf.odenet import BN_EPSILON
 
 

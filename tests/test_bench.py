@@ -19,10 +19,9 @@ def test_step_times_proportional_to_blocks_predict_the_block_count_bound():
 
 
 def finished_run(cycles, train_seconds, startup_seconds=0.0):
-    """A results.json as experiments.train writes it, reduced to what a measured saving reads."""
-    return {"status": "finished", "final": {"train_seconds": train_seconds, "startup_seconds": startup_seconds},
-            "cycles": [{"start_epoch": start, "end_epoch": end, "blocks_per_stage": list(blocks)}
-                       for start, end, blocks in cycles]}
+    """A results.json as experiments.train writes it."""
+    return helpers.results_payload(cycles=cycles, final={"train_seconds": train_seconds,
+                                                         "startup_seconds": startup_seconds})
 
 
 MULTILEVEL = [(0, 2, (2, 2, 2)), (2, 3, (4, 4, 4)), (3, 4, (8, 8, 8))]  # --scale=0.025: 2/1/1 epochs

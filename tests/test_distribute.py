@@ -22,7 +22,8 @@ runs = {name: train(TrainConfig(model_dir=f"{root}/{name}", strategy=name, **com
         for name in ("default", "mirrored")}
 weights = {name: keras.models.load_model(f"{root}/{name}/model.keras").get_weights() for name in runs}
 print("RESULT", json.dumps({
-    "replicas": tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")]).num_replicas_in_sync,
+    "replicas": tf.distribute.MirroredStrategy(
+        [d.name for d in tf.config.list_logical_devices("CPU")]).num_replicas_in_sync,
     "losses": {name: [e["train_loss"] for e in r["epochs"]] for name, r in runs.items()},
     "max_weight_difference": max(float(np.abs(a - b).max()) for a, b in zip(*weights.values())),
     "max_weight": max(float(np.abs(a).max()) for a in weights["default"]),

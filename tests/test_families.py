@@ -4,7 +4,9 @@ A new family registered in ``ml_resnet_tf.families`` is picked up here with no n
 call, a train step, the ``.keras`` round trip, interpolation, lesions and the trajectory.
 """
 
+import json
 import math
+import zipfile
 
 import keras
 import numpy as np
@@ -143,7 +145,7 @@ def test_lm_step_is_the_two_step_scheme():
 def test_stochastic_depth_drops_whole_branches_and_scales_at_inference():
     model = registry.build_model("resnet", 10, SHAPE, blocks_per_stage=(2, 2, 2), stochastic_depth=0.5)
     survival = [b.survival for b in odenet.blocks(model)]
-    assert survival == pytest.approx([1 - l / 6 * 0.5 for l in range(1, 7)])  # Huang et al.'s linear rule
+    assert survival == pytest.approx([1 - index / 6 * 0.5 for index in range(1, 7)])  # Huang et al.'s linear rule
     block = odenet.blocks(model)[-1]  # p_L = 0.5
     x = keras.ops.convert_to_tensor(np.random.default_rng(0).normal(size=(4, 4, 4, 64)).astype("float32"))
     f = keras.ops.convert_to_numpy(block.step_size * block.residual(x, training=True))
@@ -173,3 +175,26 @@ def test_models_binary_lists_every_preset():
     for name, (c10, c100) in LM_PARAMS.items():
         assert f"{c10:,}" in result.stdout and f"{c100:,}" in result.stdout and name in result.stdout
     assert "resnet14 " not in result.stdout
+
+
+def test_models_saved_before_specs_still_load_and_interpolate(tmp_path):
+    """Version 0.1 saved a plain Sequential whose blocks knew their stage only by name."""
+    model = trained("resnet", (1, 2, 1))
+    model.save(tmp_path / "new.keras")
+    with zipfile.ZipFile(tmp_path / "new.keras") as source, zipfile.ZipFile(tmp_path / "old.keras", "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                config.update(class_name="Sequential", module="keras", registered_name=None)
+                config["config"].pop("spec")
+                for layer in config["config"]["layers"]:
+                    for key in ("stage", "index", "survival"):
+                        layer["config"].pop(key, None)
+                data = json.dumps(config)
+            target.writestr(item, data)
+    old = keras.models.load_model(tmp_path / "old.keras")
+    assert odenet.blocks_per_stage(old) == (1, 2, 1)
+    np.testing.assert_array_equal(outputs(old, images()), outputs(model, images()))
+    new = interpolate(old)
+    assert odenet.blocks_per_stage(new) == (2, 4, 2) and new.spec["family"] == "resnet"

@@ -81,7 +81,7 @@ def test_weight_decay_adds_coupled_l2_on_kernels():
     expected = sum(1e-4 * float(np.sum(keras.ops.convert_to_numpy(v) ** 2)) for v in kernels)
     model(np.zeros((1, 32, 32, 3), "float32"))
     assert len(model.losses) == len(kernels)  # stem, 2 per block, classifier; no batch norm
-    assert float(sum(keras.ops.convert_to_numpy(l) for l in model.losses)) == pytest.approx(expected, rel=1e-4)
+    assert float(sum(keras.ops.convert_to_numpy(loss) for loss in model.losses)) == pytest.approx(expected, rel=1e-4)
 
 
 def test_keras_round_trip_gives_identical_outputs(tmp_path):

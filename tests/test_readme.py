@@ -15,3 +15,9 @@ def test_readme_example():
         exec(compile(code, "README.md", "exec"), {})
     assert "(4, 4, 4) 0.5" in out.getvalue()
     assert "stage3_block4" in out.getvalue()
+
+
+def test_readme_flag_table_is_generated_from_the_config():
+    from ml_resnet_tf import config
+
+    assert config.flag_table() in open(README).read(), "README's flag table is stale: paste config.flag_table()"

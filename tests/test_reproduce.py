@@ -24,7 +24,7 @@ def test_table3_harness(tmp_path, tiny_cifar10):
 
     markdown = (results / "table3-scale0.02-subset100.md").read_text()
     assert "Scaled-down run" in markdown
-    header, rule, *lines = [l for l in markdown.splitlines() if l.startswith("|")]
+    header, rule, *lines = [row for row in markdown.splitlines() if row.startswith("|")]
     assert header.split(" | ")[:3] == ["| Model", "# Blocks", "CIFAR-10 error"]
     assert "CIFAR-10 saved: blocks / FLOPs" in header and "CIFAR-100" not in header
     assert [line.split(" | ")[0][2:] for line in lines] == ROWS

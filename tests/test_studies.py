@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from ml_resnet_tf import studies
-from ml_resnet_tf.records import RunError, RunRecord
+from experiments import studies
 from ml_resnet_tf.config import DEFAULTS, TrainConfig
+from ml_resnet_tf.records import RunError, RunRecord
 from ml_resnet_tf.training import _schedule, train
 from tests import helpers
 
@@ -41,7 +41,7 @@ def test_a_run_recorded_before_a_flag_existed_still_resumes(tmp_path):
     older = {k: v for k, v in flags.items() if k != "lr_restart"}
     os.makedirs(tmp_path / "old")
     with open(tmp_path / "old" / "results.json", "w") as f:
-        json.dump({"status": "running", "flags": older, "epochs": []}, f)
+        json.dump({**helpers.results_payload(status="running", flags=older), "epochs": []}, f)
     assert RunRecord.open(str(tmp_path / "old"), flags, DEFAULTS).results["flags"] == json.loads(json.dumps(older))
     with pytest.raises(RunError, match="--lr_restart=True, not False"):
         RunRecord.open(str(tmp_path / "old"), {**flags, "lr_restart": False}, DEFAULTS)
@@ -96,9 +96,8 @@ def test_bad_input_gives_one_line(tmp_path, module, args, message):
 def fake_run(folder, accuracies):
     """A finished run's results.json with the given per-epoch test accuracies."""
     os.makedirs(folder)
-    epochs = [{"epoch": i + 1, "test_accuracy": a} for i, a in enumerate(accuracies)]
     with open(os.path.join(folder, "results.json"), "w") as f:
-        json.dump({"status": "finished", "epochs": epochs, "final": {"test_accuracy": accuracies[-1]}}, f)
+        json.dump(helpers.results_payload(accuracies), f)
 
 
 def test_figure_harness_draws_the_learning_rate_studies_from_finished_runs(tmp_path):

@@ -18,7 +18,7 @@ def finished_run(tmp_path):
     """A model_dir holding someone's finished results, which bad commands must not touch."""
     folder = tmp_path / "run"
     folder.mkdir()
-    (folder / "results.json").write_text(json.dumps({"status": "finished", "flags": {}}))
+    (folder / "results.json").write_text(json.dumps(helpers.results_payload()))
     return folder
 
 
@@ -84,3 +84,16 @@ def test_performance_options_train_and_are_recorded(tmp_path, tiny_cifar10):
     model = load_model(tmp_path / "run" / "model.keras")
     assert model.get_layer("stage1_block1").dtype_policy.name == "mixed_bfloat16"
     assert model.get_layer("classifier").compute_dtype == "float32"  # logits and loss in full precision
+
+
+def test_compare_tabulates_runs_and_refuses_folders_without_one(tmp_path):
+    folder = tmp_path / "a"
+    folder.mkdir()
+    (folder / "results.json").write_text(json.dumps(helpers.results_payload([0.4, 0.6], cycles=[(0, 2, (1, 1, 1))])))
+    result = helpers.run_module("experiments.compare", f"--model_dirs={folder}")
+    assert result.returncode == 0, result.stderr
+    assert "| a | ? | 1-1-1 | 1 |" in result.stdout and "| 40.00 | 0.0 | finished |" in result.stdout
+    bad = helpers.run_module("experiments.compare", f"--model_dirs={folder},{tmp_path / 'none'}")
+    assert bad.returncode == 1 and helpers.error_lines(bad.stderr) == [
+        f"error: --model_dirs: {tmp_path / 'none'}: no run with a finished epoch; pass folders written by "
+        "experiments.train"]

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from ml_resnet_tf.records import RunError
+from ml_resnet_tf import odenet
 from ml_resnet_tf.config import ConfigError, Cycle, TrainConfig
+from ml_resnet_tf.records import RunError
 from ml_resnet_tf.training import train
 
 
@@ -135,7 +136,8 @@ def test_records_what_the_issue_asks_for(tmp_path, tiny_cifar10):
     assert {"test_accuracy_after", "top1_agreement", "relative_logit_change"} <= set(change)
     assert on_disk["flags"]["start_blocks"] == [1, 1, 1] and on_disk["flags"]["lr_max"] == 0.5
     lrs = [e["learning_rate"] for e in on_disk["epochs"]]
-    assert lrs[0] == pytest.approx(lrs[2]) and lrs[1] == pytest.approx(0.001 + 0.499 * (1 + np.cos(np.pi * 7 / 8)) / 2, rel=1e-5)
+    assert lrs[0] == pytest.approx(lrs[2])
+    assert lrs[1] == pytest.approx(0.001 + 0.499 * (1 + np.cos(np.pi * 7 / 8)) / 2, rel=1e-5)
     assert set(on_disk["epochs"][3]["residual_norms"]) == {f"stage{s}_block{b}" for s in (1, 2, 3) for b in (1, 2)}
     tags = {}
     for run in ("train", "validation", "dynamics"):
@@ -193,3 +195,21 @@ def test_a_baseline_restart_zeroes_momentum_without_recompiling(tmp_path, tiny_c
     assert probe.momentum[0] == 0 and probe.momentum[1] > 0  # fresh, then accumulating
     assert probe.momentum[2] == 0 and probe.momentum[3] > 0  # the restart zeroed it
     assert probe.functions[2] is probe.functions[1]          # and kept the traced step
+
+
+def test_multilevel_lm_resnet_with_stochastic_depth_resumes_and_records_k(tmp_path, tiny_cifar10):
+    """Any family trains multi-level through the same trainer: LM-ResNet 1-1-1 -> 2-2-2 with p_L = 0.5,
+    killed right before its interpolation and resumed, ends where an uninterrupted run does."""
+    changes = dict(model="lm_resnet14", stochastic_depth=0.5)
+    whole = train(tiny_config(tmp_path / "whole", tiny_cifar10, **changes), verbose=0, log=lambda line: None)
+    config = tiny_config(tmp_path / "resumed", tiny_cifar10, **changes)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, callbacks=[Interrupt(epoch=1)], verbose=0, log=lambda line: None)
+    resumed = train(config, verbose=0, log=lambda line: None)
+    assert without_times(resumed) == without_times(whole)
+    assert [c["blocks_per_stage"] for c in resumed["cycles"]] == [[1, 1, 1], [2, 2, 2]]
+    # Only non-first blocks have a k: after 1-1-1 -> 2-2-2, block 2 of each stage.
+    assert set(resumed["epochs"][-1]["block_scalars"]) == {"stage1_block2", "stage2_block2", "stage3_block2"}
+    model = keras.models.load_model(tmp_path / "resumed" / "model.keras")
+    assert model.spec["family"] == "lm_resnet" and model.name == "lm_resnet14"
+    assert [b.survival for b in odenet.blocks(model)] == pytest.approx(odenet.survival_rates(6, 0.5))

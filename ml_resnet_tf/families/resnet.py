@@ -43,6 +43,14 @@ class ResidualBlock(odenet.ODEBlock):
         x = self.conv1(ops.relu(self.bn1(x, training=training)))
         return self.conv2(ops.relu(self.bn2(x, training=training)))
 
+    @classmethod
+    def from_config(cls, config):
+        """Also reads blocks saved by version 0.1, which kept their place only in their name, stageS_blockB."""
+        if "stage" not in config:
+            stage, index = config["name"].removeprefix("stage").split("_block")
+            config = {**config, "stage": int(stage), "index": int(index)}
+        return cls(**config)
+
     def zero_branch(self):
         """Zero last kernel: ``F = 0`` at first, yet every parameter gets a gradient once it moves."""
         self.conv2.kernel.assign(ops.zeros(self.conv2.kernel.shape, self.conv2.kernel.dtype))

@@ -8,7 +8,8 @@ which runs each figure needs (:func:`figure_runs`) and draws Figs. 9 and 10 from
 import dataclasses
 import os
 
-from ml_resnet_tf import analysis, data, lesion, odenet, plotting
+from experiments import plotting
+from ml_resnet_tf import analysis, data, lesion, odenet
 from ml_resnet_tf.records import load_results, load_trained
 
 CONFIGS = os.path.join("experiments", "configs", "figures")

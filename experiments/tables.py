@@ -12,8 +12,8 @@ import functools
 import os
 
 from ml_resnet_tf import costs, data, odenet, registry
-from ml_resnet_tf.records import load_results
 from ml_resnet_tf.config import TrainConfig
+from ml_resnet_tf.records import load_results
 
 DATASETS = ("cifar10", "cifar100", "stl10")
 
@@ -77,7 +77,7 @@ def run_dir(runs_root, row, dataset):
     return os.path.join(runs_root, f"{row.key}_{dataset}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _flops(model, blocks, dataset):
     spec = data.DATASETS[dataset]
     return costs.flops_per_image(registry.build_model(model, spec.num_classes, spec.image_shape,

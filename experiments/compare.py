@@ -1,0 +1,49 @@
+"""Compares finished (or running) runs side by side: one Markdown row per run folder.
+
+    python -m experiments.compare --model_dirs=runs/resnet26,runs/resnet26_i,runs/lm_resnet26
+
+Each row gives the model and its cycles, the last cycle's parameters, the test error after each
+cycle and at the end, and the training time (``results.json``'s ``train_seconds``, the paper's
+"Time"). Any family's runs compare the same way.
+"""
+
+import os
+import sys
+
+from absl import app, flags
+
+from ml_resnet_tf import odenet
+from ml_resnet_tf.records import load_results
+
+flags.DEFINE_list("model_dirs", [], "Run folders written by experiments.train.")
+FLAGS = flags.FLAGS
+
+
+def row(model_dir: str, results: dict) -> str:
+    cycles = results["cycles"]
+    path = " → ".join(odenet.format_blocks(c["blocks_per_stage"]) for c in cycles)
+    errors = " / ".join(f"{100 * c['test_error']:.2f}" for c in cycles if "test_error" in c)
+    seconds = sum(c.get("train_seconds", 0.0) for c in cycles)
+    return (f"| {os.path.basename(os.path.normpath(model_dir))} | {results['flags'].get('model', '?')} | {path} | "
+            f"{cycles[-1]['params']:,} | {errors} | {100 * results['epochs'][-1]['test_error']:.2f} | "
+            f"{seconds / 60:.1f} | {results['status']} |")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    found = [(d, load_results(d)) for d in FLAGS.model_dirs]
+    missing = [d for d, results in found if not results or not results["epochs"]]
+    if not FLAGS.model_dirs or missing:
+        print(f"error: --model_dirs: {', '.join(missing) or 'none given'}: no run with a finished epoch; "
+              "pass folders written by experiments.train", file=sys.stderr)
+        sys.exit(1)
+    print("| run | model | blocks per cycle | params | test error % per cycle | final test error % | "
+          "train minutes | status |")
+    print("| --- | --- | --- | ---: | --- | ---: | ---: | --- |")
+    for model_dir, results in found:
+        print(row(model_dir, results))
+
+
+if __name__ == "__main__":
+    app.run(main)
