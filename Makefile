@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUNS ?= runs
 DATA_DIR ?=
 
-.PHONY: install test lint demo reproduce-table3 reproduce-table4 reproduce-figures bench clean
+.PHONY: install test test-fast lint demo reproduce-table3 reproduce-table4 reproduce-figures bench clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ install: $(VENV)/.installed
 TEST_WORKERS ?= 2
 test: $(VENV)/.installed lint
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+
+# The suite less the tests marked slow: a quick check while editing; CI runs everything.
+test-fast: $(VENV)/.installed lint
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not slow"
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check ml_resnet_tf experiments tests

@@ -114,6 +114,24 @@ def interpolation_cost(model: keras.Model, batches, batch_size: int, options: di
     return time.perf_counter() - started
 
 
+def interleaved_step_seconds(first: keras.Model, second: keras.Model, batches, steps: int) -> tuple[list, list]:
+    """Seconds of ``steps`` training steps of each model, alternating one step of each.
+
+    On a machine whose speed drifts (docs/performance.md: two speed modes), alternating puts both
+    models in the same conditions, which timing one after the other does not. Each model takes two
+    untimed steps first (tracing).
+    """
+    x, y = batches
+    times = ([], [])
+    for step in range(steps + 2):
+        for model, record in zip((first, second), times):
+            started = time.perf_counter()
+            model.train_on_batch(x, y)
+            if step >= 2:
+                record.append(time.perf_counter() - started)
+    return times
+
+
 def expected_skipped(blocks, last_survival: float) -> float:
     """The fraction of blocks stochastic depth skips on average: the mean of ``1 - p_l`` (linear rule)."""
     rates = odenet.survival_rates(sum(blocks), last_survival)

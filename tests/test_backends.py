@@ -11,7 +11,8 @@ import pytest
 from ml_resnet_tf import build_resnet, interpolate
 from tests import helpers
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")]
 
 # Runs under KERAS_BACKEND=jax in its own process; none of the modules it uses imports TensorFlow.
 SCRIPT = """

@@ -80,7 +80,8 @@ def test_bench_times_stochastic_depth_beside_the_expected_skip(tmp_path):
     (row,) = json.loads((tmp_path / "bench.json").read_text())["architectures"]
     sd = row["stochastic_depth"]
     assert sd["expected_skipped"] == pytest.approx(0.5 * 7 / 12)  # mean of (l/6) * 0.5 over l = 1..6
-    assert sd["step_seconds"] > 0 and "expected fraction of blocks skipped 29.2%" in result.stdout
+    assert len(sd["step_seconds"]["values"]) == len(sd["plain_step_seconds"]["values"]) == 2  # steps x repeats
+    assert sd["step_seconds"]["median"] > 0 and "expected fraction of blocks skipped 29.2%" in result.stdout
 
 
 def test_bench_refuses_unknown_families_in_one_line():

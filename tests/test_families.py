@@ -54,11 +54,9 @@ def images(n=16, seed=1):
 
 
 @pytest.mark.parametrize("name", list_models())
-def test_every_preset_builds_with_its_spec(name):
+def test_every_preset_resolves_to_its_spec(name):
     spec = registry.resolve(name)
     assert spec.name == name and spec.depth == int(name.rsplit(spec.family, 1)[1])
-    if name in LM_PARAMS:
-        assert [params(registry.build_model(name, classes)) for classes in (10, 100)] == list(LM_PARAMS[name])
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -103,6 +101,7 @@ def test_family_contract(family, survival, tmp_path):
     assert all(np.isfinite(n["residual_norm"]) and n["step_size"] == 0.5 for n in norms)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 def test_refined_net_stays_close_and_closer_as_h_shrinks(family):
     """Both nets discretize one ODE (Sections 3-4): the smaller h, the closer the refined net."""
@@ -169,12 +168,13 @@ def test_names_and_specs_describe_the_net():
         registry.build_model("lm_resnet21")
 
 
-def test_models_binary_lists_every_preset():
+def test_models_binary_lists_presets_with_their_parameter_counts():
     result = helpers.run_module("experiments.models", "--families=lm_resnet")
     assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[1:]}
+    assert set(rows) == set(LM_PARAMS)
     for name, (c10, c100) in LM_PARAMS.items():
-        assert f"{c10:,}" in result.stdout and f"{c100:,}" in result.stdout and name in result.stdout
-    assert "resnet14 " not in result.stdout
+        assert rows[name][-2:] == [f"{c10:,}", f"{c100:,}"]
 
 
 def test_models_saved_before_specs_still_load_and_interpolate(tmp_path):

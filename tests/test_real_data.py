@@ -3,8 +3,12 @@
 import json
 import os
 
+import pytest
+
 from ml_resnet_tf.config import TrainConfig
 from ml_resnet_tf.training import train
+
+pytestmark = pytest.mark.slow
 
 
 def test_multilevel_run_on_real_cifar10(tmp_path, real_cifar10):

@@ -3,7 +3,11 @@
 import csv
 import os
 
+import pytest
+
 from tests import helpers
+
+pytestmark = pytest.mark.slow
 
 ROWS = ["ResNet-14", "ResNet-50", "ResNet-50-i", "ResNet-32", "ResNet-122", "ResNet-122-i"]
 

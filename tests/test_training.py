@@ -94,6 +94,7 @@ def without_times(results):
     return clean
 
 
+@pytest.mark.slow
 def test_resume_after_kills_ends_where_an_uninterrupted_run_does(tmp_path, tiny_cifar10):
     whole = train(tiny_config(tmp_path / "whole", tiny_cifar10), verbose=0, log=lambda line: None)
 
@@ -197,6 +198,7 @@ def test_a_baseline_restart_zeroes_momentum_without_recompiling(tmp_path, tiny_c
     assert probe.functions[2] is probe.functions[1]          # and kept the traced step
 
 
+@pytest.mark.slow
 def test_multilevel_lm_resnet_with_stochastic_depth_resumes_and_records_k(tmp_path, tiny_cifar10):
     """Any family trains multi-level through the same trainer: LM-ResNet 1-1-1 -> 2-2-2 with p_L = 0.5,
     killed right before its interpolation and resumed, ends where an uninterrupted run does."""

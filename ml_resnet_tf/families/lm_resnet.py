@@ -77,7 +77,7 @@ class LMBlock(ResidualBlock):
         return {"k": float(ops.convert_to_numpy(self.k))} if self.index > 1 else {}
 
     def without_branch(self):
-        return odenet.BranchRemoved(self) if self.changes_shape else None
+        return odenet.ODEBlock.without_branch(self)  # the projection has parameters: no stand-alone Shortcut
 
     def flops(self, in_shape, out_shape):
         (h, w, c), (ho, wo, co) = in_shape[1:], out_shape[1:]
