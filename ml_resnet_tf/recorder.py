@@ -58,7 +58,7 @@ class EpochRecorder(keras.callbacks.Callback):
         seconds = time.perf_counter() - self.started - self.test_seconds
         startup, self.opens_fit = self._startup(seconds), False
         norms = analysis.residual_norms(self.model, self.probe_images)
-        block_scalars = {block.name: block.summaries() for block in odenet.blocks(self.model) if block.summaries()}
+        block_scalars = {block.name: scalars for block in odenet.blocks(self.model) if (scalars := block.summaries())}
         with self.writer.as_default(step=epoch):
             tf.summary.scalar("step_size", self.cycle.step_size)
             tf.summary.scalar("blocks", sum(self.cycle.blocks_per_stage))

@@ -6,6 +6,8 @@ import pytest
 
 from tests import helpers
 
+pytestmark = pytest.mark.slow
+
 # Runs in its own process: logical devices must be configured before TensorFlow starts.
 SCRIPT = """
 import json, sys
@@ -15,8 +17,6 @@ tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU"
 import keras, numpy as np
 from ml_resnet_tf.config import TrainConfig
 from ml_resnet_tf.training import train
-
-pytestmark = pytest.mark.slow
 data_dir, root = sys.argv[1:]
 common = dict(data_dir=data_dir, model="resnet14", start_blocks=(1, 1, 1), epochs=2, interpolate_at=(1,),
               batch_size=50, seed=1, deterministic=True, sync_batch_norm=True)
