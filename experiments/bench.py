@@ -77,11 +77,11 @@ def measure(family, blocks, images, labels, make_dataset, options):
         # is a per-step random variable, and this machine's speed drifts between repeats.
         dropping = benchmark.build(family, blocks, options=options, stochastic_depth=FLAGS.stochastic_depth)
         one_batch = (batches[0][:FLAGS.batch_size], batches[1][:FLAGS.batch_size])
-        plain, dropped = benchmark.interleaved_step_seconds(model, dropping, one_batch, FLAGS.steps * FLAGS.repeats)
+        plain, dropped = (benchmark.summary(times) for times in benchmark.interleaved_step_seconds(
+            model, dropping, one_batch, FLAGS.steps * FLAGS.repeats))
         row["stochastic_depth"] = {
-            "p_L": FLAGS.stochastic_depth, "plain_step_seconds": benchmark.summary(plain),
-            "step_seconds": benchmark.summary(dropped),
-            "saving": 1.0 - benchmark.summary(dropped)["median"] / benchmark.summary(plain)["median"],
+            "p_L": FLAGS.stochastic_depth, "plain_step_seconds": plain, "step_seconds": dropped,
+            "saving": 1.0 - dropped["median"] / plain["median"],
             "expected_skipped": benchmark.expected_skipped(blocks, FLAGS.stochastic_depth)}
     return row, model, batches
 

@@ -5,7 +5,6 @@
 Parameters are counted on CIFAR-10 (10 classes) and CIFAR-100 (100 classes) inputs.
 """
 
-import math
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -18,10 +17,6 @@ flags.DEFINE_list("families", [], "Only these families (default: all).")
 FLAGS = flags.FLAGS
 
 
-def trainable_params(model) -> int:
-    return sum(math.prod(v.shape) for v in model.trainable_variables)
-
-
 def rows(families=()) -> list[tuple]:
     """(name, family, blocks, depth, h, CIFAR-10 params, CIFAR-100 params) for every preset."""
     table = []
@@ -29,7 +24,7 @@ def rows(families=()) -> list[tuple]:
         spec = registry.resolve(name)
         if families and spec.family not in families:
             continue
-        counts = [trainable_params(registry.build_model(name, classes)) for classes in (10, 100)]
+        counts = [odenet.trainable_params(registry.build_model(name, classes)) for classes in (10, 100)]
         table.append((name, spec.family, odenet.format_blocks(spec.blocks_per_stage), spec.depth, spec.step_size,
                       *counts))
     return table

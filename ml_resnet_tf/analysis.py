@@ -85,13 +85,10 @@ def residual_norms(model: keras.Model, images: np.ndarray, batch_size: int = 500
         state = ops.convert_to_tensor(batch)
         for layer in model.layers:
             if isinstance(layer, odenet.ODEBlock):
-                x = odenet.main(state)
-                p = layer.shortcut(x, training=False)
-                g = layer.branch(x, p, training=False)
                 totals = sums.setdefault(layer.name, [layer.step_size, 0.0, 0.0])
-                totals[1] += _example_norms(x).sum()
+                totals[1] += _example_norms(odenet.main(state)).sum()
+                state, g = layer.step(state, training=False)
                 totals[2] += _example_norms(g).sum()
-                state = layer.update(state, p, g)
             else:
                 state = layer(state, training=False)
     n, time, norms = len(images), 0.0, []

@@ -32,13 +32,11 @@ def _rebuild(model, layers, suffix):
     return odenet.ODENet([keras.Input(model.input_shape[1:])] + layers, spec=model.spec, name=f"{model.name}_{suffix}")
 
 
-_blocks = odenet.blocks
-
 
 def remove_blocks(model: keras.Model, names) -> odenet.ODENet:
     """``model`` without the blocks ``names``; a downsampling block leaves its shortcut."""
     names = set(names)
-    unknown = names - {block.name for block in _blocks(model)}
+    unknown = names - {block.name for block in odenet.blocks(model)}
     if unknown:
         raise ValueError(f"{model.name} has no residual blocks named {sorted(unknown)}")
     layers = []
@@ -52,7 +50,7 @@ def remove_blocks(model: keras.Model, names) -> odenet.ODENet:
 
 def reorder_blocks(model: keras.Model, order: list[str]) -> odenet.ODENet:
     """``model`` with its residual blocks in ``order`` (names); the other layers stay in place."""
-    blocks = _blocks(model)
+    blocks = odenet.blocks(model)
     if sorted(order) != sorted(block.name for block in blocks):
         raise ValueError(f"order must name each of {model.name}'s {len(blocks)} blocks once")
     by_name = {block.name: block for block in blocks}
@@ -78,14 +76,14 @@ def single_block_errors(model: keras.Model, images: np.ndarray, labels) -> list[
     """Test error after deleting each block alone, in the order of the blocks."""
     return [{"block": block.name, "downsampling": block.changes_shape,
              "test_error": analysis.error_rate(remove_blocks(model, [block.name]), images, labels)}
-            for block in _blocks(model)]
+            for block in odenet.blocks(model)]
 
 
 def random_deletion_errors(model: keras.Model, images: np.ndarray, labels, draws: int, rng: np.random.Generator,
                            max_removed: int = 0) -> list[dict]:
     """Test error after deleting ``k`` random shape-keeping blocks, ``k = 1 ... max_removed``
     (0: all of them), ``draws`` times each. Returns one dict per ``k`` with every draw's error."""
-    candidates = [b.name for b in _blocks(model) if not b.changes_shape]
+    candidates = [b.name for b in odenet.blocks(model) if not b.changes_shape]
     top = min(max_removed or len(candidates), len(candidates))
     return [{"removed": k, "test_errors": [
         analysis.error_rate(remove_blocks(model, rng.choice(candidates, k, replace=False)), images, labels)
@@ -114,8 +112,7 @@ def eq8_check(model: keras.Model, block_name: str, images: np.ndarray) -> dict:
     after = analysis.features(model, images, position + 1)  # Y_{j+1}
     lesioned = analysis.features(remove_blocks(model, [block_name]), images,
                                  position + (1 if block.changes_shape else 0))
-    x = ops.convert_to_tensor(before)
-    residual = ops.convert_to_numpy(block.branch(x, block.shortcut(x, training=False), training=False))
+    residual = ops.convert_to_numpy(block.step(ops.convert_to_tensor(before), training=False)[1])
     mismatch = (after - lesioned) - residual
     return {"block": block_name,
             "max_abs_error": float(np.abs(mismatch).max()),
@@ -127,7 +124,7 @@ def lesion_study(model: keras.Model, images: np.ndarray, labels, draws: int = 5,
                  max_removed: int = 0) -> dict:
     """Every lesion of Section 3.3 on one trained model, as one JSON-ready dict."""
     rng = np.random.default_rng(seed)
-    blocks = _blocks(model)
+    blocks = odenet.blocks(model)
     return {
         "model": model.name,
         "blocks_per_stage": list(odenet.blocks_per_stage(model)),

@@ -25,6 +25,8 @@ without reparsing a functional graph.
 
 from __future__ import annotations
 
+import math
+
 import keras
 from keras import ops
 
@@ -152,10 +154,15 @@ class ODEBlock(keras.layers.Layer):
         return ops.cond(keep, lambda: self.step_size * self.residual(x, training=training),
                         lambda: ops.zeros_like(p))
 
-    def call(self, inputs, training=None):
-        x = main(inputs)
+    def step(self, state, training=None):
+        """``(next state, G(Y_j))``: the call, with the branch kept for the trajectory's norms."""
+        x = main(state)
         p = self.shortcut(x, training=training)
-        return self.update(inputs, p, self.branch(x, p, training=training))
+        g = self.branch(x, p, training=training)
+        return self.update(state, p, g), g
+
+    def call(self, inputs, training=None):
+        return self.step(inputs, training=training)[0]
 
     def refine_from(self, source: ODEBlock | None):
         """Initialises this new block of an interpolated net from ``source`` (Appendix B's copy),
@@ -274,6 +281,11 @@ def step_size(model) -> float:
     if len(sizes) != 1:
         raise ValueError(f"{model.name} has blocks with different step sizes {sorted(sizes)}")
     return sizes.pop()
+
+
+def trainable_params(model) -> int:
+    """The number of trainable parameters (Table 5's count)."""
+    return int(sum(math.prod(v.shape) for v in model.trainable_variables))
 
 
 def format_blocks(blocks_per_stage) -> str:

@@ -108,7 +108,8 @@ def upgrade(payload: dict) -> dict:
     if not isinstance(version, int) or version > SCHEMA_VERSION:
         raise SchemaError(f"schema_version {version!r} is newer than this code's {SCHEMA_VERSION}: "
                           "upgrade ml_resnet_tf to read it")
-    for epoch in payload.get("epochs", []) if isinstance(payload.get("epochs"), list) else []:
+    epochs = payload.get("epochs")
+    for epoch in epochs if isinstance(epochs, list) else []:
         if isinstance(epoch, dict):
             epoch.setdefault("startup_seconds", 0.0)
             epoch.setdefault("block_scalars", {})

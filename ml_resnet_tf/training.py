@@ -58,10 +58,6 @@ def _schedule(config: TrainConfig, steps_per_epoch: int) -> CyclicCosineDecay:
                              config.run_epochs * steps_per_epoch)
 
 
-def _trainable_params(model):
-    return int(sum(np.prod(v.shape) for v in model.trainable_variables))
-
-
 def _duration(seconds):
     minutes, seconds = divmod(round(seconds), 60)
     return f"{minutes}m{seconds:02d}s"
@@ -129,7 +125,7 @@ def _start_cycle(model, cycle, config, images, test_data, schedule, steps, resul
     results["cycles"] = results["cycles"][:cycle.index - 1] + [{
         "cycle": cycle.index, "start_epoch": cycle.start_epoch, "end_epoch": cycle.end_epoch,
         "blocks_per_stage": list(cycle.blocks_per_stage), "step_size": cycle.step_size,
-        "params": _trainable_params(model),
+        "params": odenet.trainable_params(model),
         # What Keras made of --jit_compile: it falls back to no XLA, e.g. with --deterministic.
         "xla": bool(model.jit_compile)}]
     return model

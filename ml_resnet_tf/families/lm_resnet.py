@@ -41,7 +41,7 @@ class LMBlock(ResidualBlock):
     """One LM step; the state is ``(u_n, u_{n-1})``. Arguments as ``ODEBlock``."""
 
     def build_branch(self, input_shape):
-        if self.in_channels != self.filters or self.strides != 1:
+        if self.changes_shape:
             self.project_bn = odenet.batch_norm("project_bn", self.synchronized)
             self.project = keras.layers.Conv2D(self.filters, 1, strides=self.strides, use_bias=False,
                                                kernel_initializer="he_normal",
