@@ -55,9 +55,12 @@ reproduce-figures: $(VENV)/.installed
 # Throughput, FLOPs, interpolation costs and predicted savings; a table on stdout, JSON in results/.
 # The default measures every architecture (a GPU job); on a CPU, e.g.
 #   make bench BENCH_ARGS="--families=resnet --architectures=2-2-2,4-4-4,8-8-8"
+# BENCH_MODE=memory: peak memory and step time of reversible nets with and without
+# memory-efficient training (experiments.bench_memory; hamiltonian 6-6-6, 18-18-18, 54-54-54).
 BENCH_ARGS ?=
+BENCH_MODE ?= speed
 bench: $(VENV)/.installed
-	$(BIN)/python -m experiments.bench $(BENCH_ARGS)
+	$(BIN)/python -m experiments.$(if $(filter memory,$(BENCH_MODE)),bench_memory,bench) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -36,9 +36,9 @@ def main(argv):
     unknown = set(FLAGS.families) - set(registry.FAMILIES)
     if unknown:
         raise app.UsageError(f"unknown families {sorted(unknown)}: choose from {', '.join(registry.FAMILIES)}")
-    print(f"{'name':<14}{'family':<11}{'blocks':<10}{'depth':>6}{'h':>5}{'CIFAR-10':>12}{'CIFAR-100':>12}")
+    print(f"{'name':<16}{'family':<12}{'blocks':<14}{'depth':>6}{'h':>5}{'CIFAR-10':>12}{'CIFAR-100':>12}")
     for name, family, blocks, depth, h, c10, c100 in rows(FLAGS.families):
-        print(f"{name:<14}{family:<11}{blocks:<10}{depth:>6}{h:>5g}{c10:>12,}{c100:>12,}")
+        print(f"{name:<16}{family:<12}{blocks:<14}{depth:>6}{h:>5g}{c10:>12,}{c100:>12,}")
 
 
 if __name__ == "__main__":

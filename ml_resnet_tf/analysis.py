@@ -45,13 +45,17 @@ def features(model: keras.Model, images: np.ndarray, num_layers: int, batch_size
     Runs eagerly, batch by batch, so that the many models of a lesion study each cost
     one forward pass and no tracing, under any backend.
     """
-    outputs = []
-    for batch in _batches(images, batch_size):
-        x = ops.convert_to_tensor(batch)
-        for layer in model.layers[:num_layers]:
-            x = layer(x, training=False)
-        outputs.append(ops.convert_to_numpy(odenet.main(x)))
-    return np.concatenate(outputs)
+    return np.concatenate([ops.convert_to_numpy(odenet.main(state_after(model, batch, num_layers)))
+                           for batch in _batches(images, batch_size)])
+
+
+def state_after(model: keras.Model, images, num_layers: int):
+    """The whole state after ``model``'s first ``num_layers`` layers (inference mode): a tensor, or a
+    multi-step family's tuple, as the next block receives it."""
+    x = ops.convert_to_tensor(images)
+    for layer in model.layers[:num_layers]:
+        x = layer(x, training=False)
+    return x
 
 
 def error_rate(model: keras.Model, images: np.ndarray, labels, batch_size: int = 500) -> float:

@@ -132,6 +132,77 @@ def interleaved_step_seconds(first: keras.Model, second: keras.Model, batches, s
     return times
 
 
+def _status_bytes(field: str) -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith(field))
+
+
+def reset_peak_memory() -> int:
+    """Starts a new peak after the warm-up (tracing, first allocations); returns the bytes in use now.
+
+    On a GPU the allocator's own peak is reset; on a CPU, Linux's peak resident set (``VmHWM``,
+    reset through ``/proc/self/clear_refs``). Run with ``MALLOC_MMAP_THRESHOLD_`` low (as
+    ``experiments.bench_memory`` does), so that freed tensors go back to the system and the
+    resident set follows the live tensors rather than the allocator's cache."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        if tf.config.list_physical_devices("GPU"):
+            tf.config.experimental.reset_memory_stats("GPU:0")
+            return int(tf.config.experimental.get_memory_info("GPU:0")["current"])
+    elif backend == "jax":
+        import jax
+
+        stats = jax.devices()[0].memory_stats() or {}
+        if "bytes_in_use" in stats:
+            return int(stats["bytes_in_use"])  # XLA keeps its peak since start; see peak_memory
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+    return _status_bytes("VmRSS:")
+
+
+def peak_memory() -> tuple[int, str]:
+    """Peak bytes in use since :func:`reset_peak_memory`, and where the figure comes from."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        if tf.config.list_physical_devices("GPU"):
+            return int(tf.config.experimental.get_memory_info("GPU:0")["peak"]), "GPU:0 allocator peak"
+    elif backend == "jax":
+        import jax
+
+        stats = jax.devices()[0].memory_stats() or {}
+        if "peak_bytes_in_use" in stats:
+            return int(stats["peak_bytes_in_use"]), f"{jax.devices()[0].platform} allocator peak since start"
+    return _status_bytes("VmHWM:"), "host peak resident set"
+
+
+def training_memory(family: str, blocks, memory_efficient: bool, batch_size: int, repeats: int) -> dict:
+    """Peak memory and step time of ``model.train_on_batch`` for one net, in a fresh process.
+
+    ``peak_bytes`` is the peak during the timed steps, after the warm-up; ``before_bytes`` what was
+    in use when they began (weights, optimizer slots, the compiled step), so the difference is
+    what a step adds on top: activations kept for the backward pass and gradients."""
+    model = build(family, blocks, memory_efficient=memory_efficient)
+    images, labels = synthetic_images(batch_size)
+    x = _standardized(images)
+    for _ in range(WARMUP_CALLS):
+        model.train_on_batch(x, labels)
+    before = reset_peak_memory()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        model.train_on_batch(x, labels)
+        times.append(time.perf_counter() - started)
+    peak, source = peak_memory()
+    return {"family": family, "blocks": "-".join(map(str, blocks)), "memory_efficient": memory_efficient,
+            "params": odenet.trainable_params(model), "before_bytes": before, "peak_bytes": peak,
+            "step_bytes": peak - before,
+            "memory_source": source, "step_seconds": summary(times)}
+
+
 def expected_skipped(blocks, last_survival: float) -> float:
     """The fraction of blocks stochastic depth skips on average: the mean of ``1 - p_l`` (linear rule)."""
     rates = odenet.survival_rates(sum(blocks), last_survival)

@@ -58,6 +58,8 @@ class TrainConfig:
     step_size: float = _field(1.0, "Explicit step size h of the first cycle (Eq. 2).")
     stochastic_depth: float = _field(1.0, "Stochastic depth's p_L, the last block's survival probability in "
                                           "the linear rule (Huang et al. 2016), for every family; 1: off.")
+    memory_efficient: bool = _field(False, "Reversible families: recompute activations from the inverse in the "
+                                           "backward pass instead of storing them (same gradients, less memory).")
     epochs: int = _field(160, "Total training epochs.")
     interpolate_at: tuple = _field((60, 110), "Epochs where a new cycle starts: the learning rate restarts, "
                                               "a multi-level run interpolates.")
@@ -95,9 +97,13 @@ class TrainConfig:
             _check(not choices or getattr(self, field.name) in choices,
                    f"--{field.name} must be one of {', '.join(choices or ())}, got {getattr(self, field.name)!r}")
         try:
-            registry.resolve(self.model)
+            spec = registry.resolve(self.model)
         except ValueError as error:
             raise ConfigError(f"--model: {error}") from None
+        reversible = [f.name for f in registry.FAMILIES.values() if f.reversible]
+        _check(not self.memory_efficient or spec.family in reversible,
+               f"--memory_efficient recomputes activations from the inverse, which {spec.family} has not: "
+               f"use a reversible --model ({', '.join(reversible)}) or drop the flag")
         for name in ("epochs", "step_size", "lr_max", "momentum", "scale"):
             _check(getattr(self, name) > 0, f"--{name} must be positive, got {getattr(self, name)}")
         for name in ("batch_size", "lr_min", "weight_decay", "train_subset", "data_threads"):

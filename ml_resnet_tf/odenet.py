@@ -130,6 +130,11 @@ class ODEBlock(keras.layers.Layer):
         """What deleting this block leaves (lesions): None for a block that keeps the shape."""
         return BranchRemoved(self) if self.changes_shape else None
 
+    def skip(self, state):
+        """The step with its branch removed, ``update(state, P(Y), 0)`` (``BranchRemoved``)."""
+        p = self.shortcut(main(state), training=False)
+        return self.update(state, p, ops.zeros_like(p))
+
     # -- generic ----------------------------------------------------------------------------
     def build(self, input_shape):
         shape = input_shape[0] if isinstance(input_shape[0], (tuple, list)) else input_shape
@@ -220,8 +225,7 @@ class BranchRemoved(keras.layers.Layer):
         self.block = block
 
     def call(self, inputs):
-        p = self.block.shortcut(main(inputs), training=False)
-        return self.block.update(inputs, p, ops.zeros_like(p))
+        return self.block.skip(inputs)
 
 
 @keras.saving.register_keras_serializable(package="ml_resnet_tf")
@@ -244,6 +248,13 @@ class ODENet(keras.Sequential):
     def __init__(self, layers=None, spec=None, trainable=True, name=None):
         super().__init__(layers, trainable=trainable, name=name)
         self.spec = dict(spec or {})
+
+    def call(self, inputs, training=None, mask=None, **kwargs):
+        if training and self.spec.get("memory_efficient"):
+            from ml_resnet_tf import memory  # memory builds on this module
+
+            return memory.call_layers(self.layers, inputs, training)
+        return super().call(inputs, training=training, mask=mask, **kwargs)
 
     def get_config(self):
         return {**super().get_config(), "spec": self.spec}

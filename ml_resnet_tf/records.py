@@ -24,9 +24,9 @@ from ml_resnet_tf import schema
 RESULTS = "results.json"
 FINAL_MODEL = "model.keras"
 # Flags that may differ when a run resumes: where the data lives, and how the same steps are
-# compiled and dispatched, do not change the run.
+# compiled, dispatched and recomputed (--memory_efficient), do not change the run.
 RESUMABLE_CHANGES = frozenset({"data_dir", "download", "model_dir", "jit_compile", "steps_per_execution",
-                               "data_threads"})
+                               "data_threads", "memory_efficient"})
 TIME_NOTE = ("train_seconds count training steps and interpolations only: evaluation, "
              "checkpointing and logging are excluded, as in the paper's 'Time'. startup_seconds "
              "count apart what the first step of each fit takes beyond a steady step (opening the "

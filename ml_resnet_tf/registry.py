@@ -45,9 +45,10 @@ def conv_stem(width: int, regularizer, synchronized: bool) -> list:
 class Family:
     """What a network family registers; its block class does the rest (``odenet.ODEBlock``).
 
-    ``presets`` maps preset names to blocks per stage; ``layers_per_block`` is the depth one
-    block adds (2 convolutions for a ResNet block); ``stem(width, regularizer, synchronized)``
-    returns the layers before the first block.
+    ``presets`` maps preset names to blocks per stage, or to ``(blocks per stage, widths)`` where a
+    preset has its own widths; ``layers_per_block`` is the depth one block adds (2 convolutions for
+    a ResNet block); ``stem(width, regularizer, synchronized)`` returns the layers before the first
+    block; ``reversible``: its blocks can be inverted, so ``memory_efficient`` training applies.
     """
 
     name: str
@@ -57,6 +58,7 @@ class Family:
     layers_per_block: int = 2
     stem: Callable = conv_stem
     description: str = ""
+    reversible: bool = False
 
 
 FAMILIES: dict[str, Family] = {}
@@ -72,7 +74,9 @@ def register_family(family: Family) -> Family:
 @dataclasses.dataclass(frozen=True)
 class NetSpec:
     """One net: everything that fixes its architecture. ``stochastic_depth`` is p_L, the last
-    block's survival probability (1: off); ``options`` are the family's own block arguments."""
+    block's survival probability (1: off); ``options`` are the family's own block arguments.
+    ``memory_efficient``: training recomputes a reversible net's activations from the inverse
+    instead of storing them (``ml_resnet_tf.memory``); the function computed is the same."""
 
     family: str
     blocks_per_stage: tuple[int, ...]
@@ -80,6 +84,7 @@ class NetSpec:
     step_size: float = 1.0
     stochastic_depth: float = 1.0
     options: dict = dataclasses.field(default_factory=dict)
+    memory_efficient: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "blocks_per_stage", tuple(int(n) for n in self.blocks_per_stage))
@@ -92,6 +97,10 @@ class NetSpec:
             raise ValueError(f"the step size must be positive, got {self.step_size}")
         if not 0 < self.stochastic_depth <= 1:
             raise ValueError(f"stochastic depth's p_L must be in (0, 1], got {self.stochastic_depth}")
+        if self.memory_efficient and not FAMILIES[self.family].reversible:
+            reversible = ", ".join(f.name for f in FAMILIES.values() if f.reversible)
+            raise ValueError(f"memory-efficient training recomputes activations from the inverse, which {self.family} "
+                             f"has not: use a reversible family ({reversible})")
 
     @property
     def depth(self) -> int:
@@ -130,28 +139,30 @@ def list_models() -> list[str]:
 
 
 def resolve(name: str, blocks_per_stage: Sequence[int] | None = None, step_size: float | None = None,
-            stochastic_depth: float = 1.0, **options) -> NetSpec:
+            stochastic_depth: float = 1.0, memory_efficient: bool = False, **options) -> NetSpec:
     """The spec ``name`` means; see the module docstring. Raises ValueError listing the accepted forms."""
-    family, blocks = _parse(name)
+    family, blocks, widths = _parse(name)
     blocks = tuple(blocks_per_stage) if blocks_per_stage is not None else blocks
     if blocks is None:
         raise ValueError(f"{name!r} is a family: give blocks_per_stage, or a depth name ({_forms()})")
-    return NetSpec(family.name, blocks, family.widths, 1.0 if step_size is None else step_size,
-                   stochastic_depth, options)
+    return NetSpec(family.name, blocks, widths, 1.0 if step_size is None else step_size,
+                   stochastic_depth, options, memory_efficient)
 
 
 def _parse(name: str):
     for family in FAMILIES.values():
         if name in family.presets:
-            return family, family.presets[name]
+            preset = family.presets[name]
+            blocks, widths = preset if isinstance(preset[0], tuple) else (preset, family.widths)
+            return family, blocks, widths
         if name == family.name:
-            return family, None
+            return family, None, family.widths
     match = _DEPTH_NAME.match(name)
     family = FAMILIES.get(match.group(1)) if match else None
     if family:
         depth, per_stage = int(match.group(2)), family.layers_per_block * STAGES
         if depth >= per_stage + 2 and (depth - 2) % per_stage == 0:
-            return family, ((depth - 2) // per_stage,) * STAGES
+            return family, ((depth - 2) // per_stage,) * STAGES, family.widths
     raise ValueError(f"unknown model {name!r}: use a preset ({', '.join(list_models())}) or a depth "
                      f"name ({_forms()}) with n >= 1, e.g. resnet14, resnet110, lm_resnet56")
 

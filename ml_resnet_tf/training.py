@@ -108,7 +108,8 @@ def _start_cycle(model, cycle, config, images, test_data, schedule, steps, resul
         if model is None:
             model = registry.build_model(config.model, images.spec.num_classes, images.spec.image_shape,
                                          cycle.step_size, cycle.blocks_per_stage, config.weight_decay,
-                                         config.sync_batch_norm, stochastic_depth=config.stochastic_depth)
+                                         config.sync_batch_norm, stochastic_depth=config.stochastic_depth,
+                                         memory_efficient=config.memory_efficient)
         else:
             model, change = _interpolate(model, cycle, test_data, images.test_labels, config.seed)
             results["interpolations"] = [i for i in results["interpolations"] if i["cycle"] < cycle.index] + [change]
@@ -177,6 +178,8 @@ def _train(config, record, images, batch_size, steps, callbacks, verbose, log):
     results = record.results
     done = record.epochs_done
     model = record.load_checkpoint() if done else None
+    if model is not None:  # a resumed run may switch it: the function and the weights are the same
+        model.spec["memory_efficient"] = config.memory_efficient
     keras.utils.set_random_seed(config.seed)
     plan = config.cycles()
     for cycle in plan:
