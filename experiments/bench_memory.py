@@ -98,10 +98,12 @@ def main(argv):
             rows.append(measure(architecture, mode))
     result = {"backend": FLAGS.backend, "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
               "batch_size": FLAGS.batch_size, "repeats": FLAGS.repeats, "rows": rows, "targets": targets(rows)}
-    print(f"{'blocks':<10} {'mode':<17} {'params':>10} {'process MiB':>11} {'step MiB':>9} {'step s':>7}  source")
+    print(f"{'blocks':<10} {'mode':<17} {'params':>10} {'built MiB':>9} {'before step':>11} {'process peak':>12} "
+          f"{'step MiB':>9} {'step s':>7}  source")
     for r in rows:
         mode = MODES[r["memory_efficient"]]
-        print(f"{r['blocks']:<10} {mode:<17} {r['params']:>10,} {r['peak_bytes'] / 2**20:>11.0f} "
+        print(f"{r['blocks']:<10} {mode:<17} {r['params']:>10,} {r['built_bytes'] / 2**20:>9.0f} "
+              f"{r['before_bytes'] / 2**20:>11.0f} {r['peak_bytes'] / 2**20:>12.0f} "
               f"{r['step_bytes'] / 2**20:>9.0f} {r['step_seconds']['median']:>7.3f}  {r['memory_source']}")
     for t in result["targets"]:
         print(f"[{'met' if t['met'] else 'MISSED'}] {t['target']}: {t['value']:.3g}")

@@ -184,10 +184,12 @@ def training_memory(family: str, blocks, memory_efficient: bool, batch_size: int
 
     ``peak_bytes`` is the peak during the timed steps, after the warm-up; ``before_bytes`` what was
     in use when they began (weights, optimizer slots, the compiled step), so the difference is
-    what a step adds on top: activations kept for the backward pass and gradients."""
+    what a step adds on top: activations kept for the backward pass and gradients. ``built_bytes``
+    is what was in use once the model was built, before the first step traced and compiled it."""
     model = build(family, blocks, memory_efficient=memory_efficient)
     images, labels = synthetic_images(batch_size)
     x = _standardized(images)
+    built = reset_peak_memory()
     for _ in range(WARMUP_CALLS):
         model.train_on_batch(x, labels)
     before = reset_peak_memory()
@@ -198,7 +200,7 @@ def training_memory(family: str, blocks, memory_efficient: bool, batch_size: int
         times.append(time.perf_counter() - started)
     peak, source = peak_memory()
     return {"family": family, "blocks": "-".join(map(str, blocks)), "memory_efficient": memory_efficient,
-            "params": odenet.trainable_params(model), "before_bytes": before, "peak_bytes": peak,
+            "params": odenet.trainable_params(model), "built_bytes": built, "before_bytes": before, "peak_bytes": peak,
             "step_bytes": peak - before,
             "memory_source": source, "step_seconds": summary(times)}
 

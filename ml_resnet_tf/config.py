@@ -52,7 +52,8 @@ class TrainConfig:
                                "tensorflow_datasets' default.")
     download: bool = _field(True, "Let tensorflow_datasets download a missing dataset.")
     model: str = _field("resnet50", "Final architecture: a preset (python -m experiments.models lists them) "
-                                    "or {family}{depth}, e.g. resnet50 (8-8-8), lm_resnet56, wresnet32.")
+                                    "or {family}{depth}, e.g. resnet50 (8-8-8), lm_resnet56, hamiltonian74; or a "
+                                    "family with --start_blocks, doubled at each --interpolate_at.")
     start_blocks: tuple = _field((), "Blocks per stage of the first cycle, e.g. 2,2,2 (multi-level run).")
     interpolations: int | None = _field(None, "Number of interpolations; an alternative to --start_blocks.")
     step_size: float = _field(1.0, "Explicit step size h of the first cycle (Eq. 2).")
@@ -96,8 +97,11 @@ class TrainConfig:
             choices = field.metadata.get("choices")
             _check(not choices or getattr(self, field.name) in choices,
                    f"--{field.name} must be one of {', '.join(choices or ())}, got {getattr(self, field.name)!r}")
+        _check(self.model not in registry.FAMILIES or self.start_blocks,
+               f"--model={self.model} is a family: give --start_blocks (the last cycle doubles them at each "
+               f"--interpolate_at), or a preset or depth name (python -m experiments.models lists them)")
         try:
-            spec = registry.resolve(self.model)
+            spec = registry.resolve(self.model, self.start_blocks or None)
         except ValueError as error:
             raise ConfigError(f"--model: {error}") from None
         reversible = [f.name for f in registry.FAMILIES.values() if f.reversible]
@@ -135,6 +139,11 @@ class TrainConfig:
 
     @property
     def final_blocks(self) -> tuple:
+        """The last cycle's blocks: the named net's, or for a bare family name, ``start_blocks``
+        doubled once per interpolation."""
+        if self.model in registry.FAMILIES:
+            k = len(self.interpolate_at) if self.interpolations is None else self.interpolations
+            return tuple(b * 2 ** k for b in self.start_blocks)
         return registry.resolve(self.model).blocks_per_stage
 
     @property

@@ -258,3 +258,11 @@ def test_inverse_binary_reports_error_against_depth(tmp_path):
     rows = json.loads((tmp_path / "inverse.json").read_text())["rows"]
     assert [(r["dtype"], r["depth"]) for r in rows] == [("float32", 1), ("float32", 3), ("float64", 1), ("float64", 3)]
     assert all(r["usable"] for r in rows) and rows[3]["relative_error"] < 1e-12
+
+
+def test_a_family_name_with_start_blocks_names_the_last_cycle():
+    config = TrainConfig("runs/x", model="hamiltonian", start_blocks=(1, 1, 1), epochs=6, interpolate_at=(2, 4),
+                         memory_efficient=True)
+    assert [c.blocks_per_stage for c in config.cycles()] == [(1, 1, 1), (2, 2, 2), (4, 4, 4)]
+    with pytest.raises(ConfigError, match="--model=hamiltonian is a family: give --start_blocks"):
+        TrainConfig("runs/x", model="hamiltonian")
