@@ -36,6 +36,8 @@ from keras import ops
 # steps of the small-scale runs we test with.
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
+# Below this moving variance a channel is taken as constant when a block is copied (refine_from).
+CONSTANT_VARIANCE = 1e-12
 
 
 def main(state):
@@ -182,6 +184,22 @@ class ODEBlock(keras.layers.Layer):
             key = _relative_path(variable, self)
             if key in theirs:  # through numpy: under JAX two variables must not share one buffer
                 variable.assign(ops.convert_to_numpy(theirs[key]))
+        self._hold_constant_channels()
+
+    def _hold_constant_channels(self):
+        """A batch-norm channel whose moving variance is ~0 only ever saw a constant, e.g. a channel
+        that a stage transition zero-padded and nothing had written to yet. The source outputs
+        ``beta`` there; set ``gamma = 0`` so the copy does too wherever it sits. Otherwise the first
+        nonzero input is divided by ``sqrt(epsilon)``, in training and at inference alike. This
+        happened on real data: copies of a Hamiltonian stage's second block blew the logits up 1e10-fold.
+        ``gamma`` still gets its gradient and can grow back."""
+        for layer in self._flatten_layers(include_self=False):
+            if isinstance(layer, keras.layers.BatchNormalization):
+                constant = ops.convert_to_numpy(layer.moving_variance) < CONSTANT_VARIANCE
+                if constant.any():
+                    gamma = ops.convert_to_numpy(layer.gamma).copy()
+                    gamma[constant] = 0.0
+                    layer.gamma.assign(gamma)
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "strides": self.strides,

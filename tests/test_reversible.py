@@ -265,3 +265,21 @@ def test_a_family_name_with_start_blocks_names_the_last_cycle():
     assert [c.blocks_per_stage for c in config.cycles()] == [(1, 1, 1), (2, 2, 2), (4, 4, 4)]
     with pytest.raises(ConfigError, match="--model=hamiltonian is a family: give --start_blocks"):
         TrainConfig("runs/x", model="hamiltonian")
+
+
+def test_a_copied_batch_norm_holds_channels_its_source_only_saw_constant():
+    """A Hamiltonian stage's second block sees the transition's zero-padded channels; its copies
+    elsewhere in the refined stage do not, and must not divide them by sqrt(epsilon)."""
+    model = registry.build_model("hamiltonian", 10, SHAPE, 0.5, (1, 2, 1))
+    model(np.zeros((2,) + SHAPE, "float32"))
+    source = model.get_layer("stage2_block2")
+    variance = source.f.pre.moving_variance
+    values = np.ones(variance.shape, "float32")
+    values[:3] = 0.0  # channels that were identically zero
+    variance.assign(values)
+    source.f.pre.gamma.assign(np.full(variance.shape, 2.0, "float32"))
+    refined = interpolate(model)
+    for name in ("stage2_block2", "stage2_block3", "stage2_block4"):
+        gamma = _numpy(refined.get_layer(name).f.pre.gamma)
+        np.testing.assert_array_equal(gamma[:3], 0.0)
+        np.testing.assert_array_equal(gamma[3:], 2.0)
