@@ -130,9 +130,7 @@ class Plan:
                 return step.branch.stateless_call(list(w), s, x, training=self.training)[0]
 
             value, pullback = vjp(branch, parts[step.source], *w)
-            rest = parts[step.target] - coefficient * value
-            rest = rest - step.carry * parts[step.source] if step.carry else rest
-            parts[step.target] = rest if step.scale == 1 else rest / step.scale
+            parts[step.target] = ReversibleBlock.undo(step, parts, coefficient * value)
             upstream = grads[step.target]
             source_grad, *w_grads = pullback(coefficient * upstream)
             grads[step.source] = grads[step.source] + source_grad + (step.carry * upstream if step.carry else 0)

@@ -210,6 +210,13 @@ class ReversibleBlock(odenet.ODEBlock):
         update = parts[c.target] if c.scale == 1 else c.scale * parts[c.target]
         return update + c.carry * parts[c.source] if c.carry else update
 
+    @staticmethod
+    def undo(c: Coupling, parts, increment):
+        """``part[target]`` before coupling ``c``, given ``increment = coefficient * branch(part[source])``."""
+        rest = parts[c.target] - increment
+        rest = rest - c.carry * parts[c.source] if c.carry else rest
+        return rest if c.scale == 1 else rest / c.scale
+
     def call(self, inputs, training=None):
         parts = self.advance(self.split(inputs), self.coefficients(training), training)
         return self.join(self.transition(parts))
@@ -234,9 +241,7 @@ class ReversibleBlock(odenet.ODEBlock):
         parts = self.split(outputs)
         parts = parts[::-1] if self.swap else parts
         for c, coefficient in reversed(list(zip(self.couplings(), coefficients))):
-            rest = parts[c.target] - coefficient * c.branch(parts[c.source], training=training)
-            rest = rest - c.carry * parts[c.source] if c.carry else rest
-            parts[c.target] = rest if c.scale == 1 else rest / c.scale
+            parts[c.target] = self.undo(c, parts, coefficient * c.branch(parts[c.source], training=training))
         return self.join(parts)
 
     # -- bookkeeping ----------------------------------------------------------------------------
