@@ -33,7 +33,8 @@ def _figure(path, title, panels, draw, note="", columns=3, xlabel="", ylabel="")
             ax.legend(fontsize=8)
         else:
             ax.text(0.5, 0.5, "no finished runs", ha="center", va="center", transform=ax.transAxes)
-        ax.set(title=panel_title, xlabel=xlabel, ylabel=ylabel)
+        ax.set_title(panel_title)
+        ax.set(**{k: v for k, v in (("xlabel", xlabel), ("ylabel", ylabel)) if v})  # else draw's own
         ax.grid(alpha=0.3)
     fig.suptitle(textwrap.fill(f"{title}. {note}" if note else title, width=75 * columns), fontsize=11)
     fig.tight_layout()
@@ -195,3 +196,132 @@ def lr_reset_figure(path, panels, note=""):
 
     return _figure(path, "Fig. 10: effect of resetting the learning rate (mean, 95% interval over seeds)",
                    panels, draw, note, xlabel="epoch", ylabel="test accuracy (%)")
+
+
+def _number(value):
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _twin(ax):
+    """A right-hand axis drawn below ``ax``, so that ``ax``'s legend stays visible."""
+    twin = ax.twinx()
+    ax.set_zorder(twin.get_zorder() + 1)
+    ax.patch.set_visible(False)
+    return twin
+
+
+def _mark_interpolations(ax, entry, color):
+    for change in entry["interpolations"]:
+        ax.axvline(change["epoch"] + 0.5, color=color, linestyle=":", linewidth=1)
+
+
+def ensemble_depth_figure(path, entries, note=""):
+    """Mean effective depth against epoch, in blocks and as a share of the net's blocks, for every run
+    (``studies.run_ensemble`` entries); interpolations are dotted lines, with the depth just before and
+    just after each as an open and a filled marker."""
+    def draw(ax, key):
+        drawn = False
+        for index, entry in enumerate(entries):
+            rows = entry["history"]
+            if not rows:
+                continue
+            ax.plot([r["epoch"] for r in rows], [r[key] for r in rows], "o-", markersize=3, color=f"C{index}",
+                    label=entry["label"])
+            _mark_interpolations(ax, entry, f"C{index}")
+            for change in entry["interpolations"]:
+                if change["mean_depth_before"] is None:
+                    continue
+                before, after = change["mean_depth_before"], change["mean_depth_after"]
+                if key == "relative_depth":
+                    before, after = before / sum(change["from_blocks"]), after / sum(change["to_blocks"])
+                ax.plot([change["epoch"] + 0.5] * 2, [before, after], color=f"C{index}", linewidth=2)
+                ax.plot(change["epoch"] + 0.5, after, "s", color=f"C{index}", markersize=5)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            drawn = True
+        return drawn
+
+    panels = [("mean path length (blocks)", "mean_depth"), ("mean path length / blocks in the net", "relative_depth")]
+    return _figure(path, "Effective depth over training (dynamic ensemble; squares: just after an interpolation)",
+                   panels, draw, note, columns=2, xlabel="epoch")
+
+
+def ensemble_distribution_figure(path, entries, note=""):
+    """``P(r)`` of each run at its chosen epochs (the first, and the last of every cycle) and now."""
+    def draw(ax, entry):
+        for index, (label, distribution) in enumerate(entry["distributions"]):
+            ax.plot(range(len(distribution)), distribution, "o-", markersize=3, color=plt.cm.viridis(
+                index / max(1, len(entry["distributions"]) - 1)), label=label)
+        return bool(entry["distributions"])
+
+    return _figure(path, "Path-length distribution P(r) implied by the branch gains", [
+        (e["label"], e) for e in entries], draw, note, xlabel="path length r (branches taken)", ylabel="P(r)")
+
+
+def ensemble_gains_figure(path, entries, note=""):
+    """Every block's gain ``a_l`` against its relative position in the net, one line per recorded epoch
+    (dark: early, light: late), and the final checkpoint's gains in black."""
+    def draw(ax, entry):
+        rows = entry["history"]
+        for index, row in enumerate(rows):
+            gains = list(row["gains"].values())
+            ax.plot((np.arange(len(gains)) + 0.5) / len(gains), gains, "-", linewidth=1,
+                    color=plt.cm.viridis(index / max(1, len(rows) - 1)),
+                    label=f"epoch {row['epoch']}" if index in (0, len(rows) - 1) else None)
+        final = [b["gain"] for b in entry["blocks"]]
+        ax.plot((np.arange(len(final)) + 0.5) / len(final), final, "ko-", markersize=3, label="analysed checkpoint")
+        ax.set_yscale("log")
+        return True
+
+    return _figure(path, "Branch gain a_l = ||G|| / ||S(Y)|| per block over training", [
+        (e["label"], e) for e in entries], draw, note, xlabel="block position (l - 1/2) / n", ylabel="gain a_l")
+
+
+def ensemble_gradient_figure(path, entries, note=""):
+    """Veit et al.'s path-gradient plot: mean ``||dL/dY_1||`` of one path of length k (left axis, log) and
+    the share of the total gradient that all paths of length k carry (right axis), window shaded."""
+    def draw(ax, entry):
+        rows = entry["path_gradient"]["per_length"]
+        k = [r["k"] for r in rows]
+        ax.semilogy(k, [r["gradient_mean"] for r in rows], "o-", markersize=3, label="one path (mean)")
+        twin = _twin(ax)
+        twin.plot(k, [r["share"] for r in rows], "s--", color="C1", markersize=3, label="all paths of length k")
+        twin.set_ylabel("share of the gradient")
+        low, high = entry["path_gradient"]["window"]
+        ax.axvspan(low - 0.5, high + 0.5, color="C1", alpha=0.12,
+                   label=f"{entry['path_gradient']['window_share']:.0%} of it: k = {low}-{high}")
+        twin.legend(fontsize=8, loc="upper right")
+        return True
+
+    return _figure(path, "Gradient at the first block by path length (Veit et al. 2016)", [
+        (e["label"], e) for e in entries], draw, note, xlabel="path length k", ylabel="||dL/dY_1|| of one path")
+
+
+def ensemble_lesion_figure(path, entries, note=""):
+    """The two views side by side: each shape-keeping block's gain against the error its deletion adds,
+    and, per number k of random deletions, the measured error against the path weight left."""
+    panels = []
+    for entry in entries:
+        if entry.get("lesion"):
+            panels += [(f"{entry['label']}: one block deleted", ("single", entry["lesion"])),
+                       (f"{entry['label']}: k random blocks deleted", ("random", entry["lesion"]))]
+
+    def draw(ax, job):
+        kind, study = job
+        if kind == "single":
+            rows = [r for r in study["single_block"] if not r["downsampling"]]
+            ax.plot([r["gain"] for r in rows], [100 * r["error_increase"] for r in rows], "o",
+                    label=f"rank correlation {_number(study['gain_vs_single_lesion_rho'])}")
+            ax.set(xlabel="gain a_l", ylabel="error increase (points)")
+            return bool(rows)
+        rows = study["random_deletions"]
+        k = [r["removed"] for r in rows]
+        ax.plot(k, [100 * r["mean_error"] for r in rows], "o-", markersize=3, label="measured test error")
+        twin = _twin(ax)
+        twin.plot(k, [r["surviving_path_weight"] for r in rows], "s--", color="C1", markersize=3,
+                  label="path weight left (ensemble view)")
+        twin.legend(fontsize=8, loc="center right")
+        ax.set(xlabel="blocks deleted k", ylabel="test error (%)")
+        return bool(rows)
+
+    return _figure(path, "Ensemble view against the lesion study", panels or [("no lesion study", None)],
+                   lambda ax, job: job is not None and draw(ax, job), note, columns=2)

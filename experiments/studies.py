@@ -8,8 +8,10 @@ which runs each figure needs (:func:`figure_runs`) and draws Figs. 9 and 10 from
 import dataclasses
 import os
 
+import numpy as np
+
 from experiments import plotting
-from ml_resnet_tf import analysis, data, lesion, odenet
+from ml_resnet_tf import analysis, data, ensemble, lesion, odenet
 from ml_resnet_tf.records import load_results, load_trained
 
 CONFIGS = os.path.join("experiments", "configs", "figures")
@@ -143,6 +145,69 @@ def draw_lesion_figure(path, study, note=""):
     title = (f"Lesion study (Section 3.3): {study['model']} ({odenet.format_blocks(study['blocks_per_stage'])}) "
              f"on {data.DATASETS[study['dataset']].title}, {study['num_images']} test images")
     return plotting.lesion_figure(path, study, title, note)
+
+
+def _distributions(rows, blocks):
+    """``P(r)`` at the first recorded epoch, at the last of every cycle, and of the analysed checkpoint."""
+    chosen = [row for i, row in enumerate(rows) if i == 0 or i == len(rows) - 1 or row["cycle"] != rows[i + 1]["cycle"]]
+    return ([(f"epoch {row['epoch']} ({row['num_blocks']} blocks)", ensemble.depth_distribution(
+        list(row["gains"].values())).tolist()) for row in chosen]
+            + [("analysed checkpoint", ensemble.depth_distribution([b["gain"] for b in blocks]).tolist())])
+
+
+def run_ensemble(model_dirs, data_dir="", num_images=0, path_samples=1000, ks=None, seed=0, lesion_draws=3,
+                 batch_size=128, log=print):
+    """The dynamic-ensemble analysis (``ml_resnet_tf.ensemble``, notes §5) of each run: the final (or
+    latest) checkpoint's gains, depth distribution, gradient by path length and lesion cross-check, and
+    the depth the trainer recorded at every epoch and around every interpolation."""
+    entries = []
+    for model_dir, model, results, images, labels in load_runs(model_dirs, data_dir, num_images, log):
+        blocks = analysis.residual_norms(model, images)
+        for entry, block in zip(blocks, odenet.blocks(model)):
+            entry.update(stage=block.stage, downsampling=block.changes_shape, **ensemble.branch_scales(block))
+        gains = {b["block"]: b["gain"] for b in blocks}
+        rows = ensemble.history(results)
+        label = (f"{os.path.basename(os.path.normpath(model_dir))}: "
+                 f"{odenet.format_blocks(odenet.blocks_per_stage(model))}")
+        entry = {
+            "model_dir": model_dir, "label": label, "model": model.name, "family": model.spec.get("family", ""),
+            "dataset": results["flags"]["dataset"], "blocks_per_stage": list(odenet.blocks_per_stage(model)),
+            "status": results["status"], "epochs_trained": len(results["epochs"]),
+            "test_error": results["epochs"][-1]["test_error"] if results["epochs"] else None,
+            "num_images": int(len(images)), "blocks": blocks,
+            "depth": {**ensemble.depth_summary(list(gains.values())),
+                      "distribution": ensemble.depth_distribution(list(gains.values())).tolist()},
+            "path_gradient": ensemble.gradient_by_length(model, images, labels, path_samples, ks, seed, batch_size),
+            "history": rows, "scale_correlation": ensemble.scale_correlation(rows),
+            "interpolations": [{k: i[k] for k in ("epoch", "from_blocks", "to_blocks", "from_step_size",
+                                                  "to_step_size", "mean_depth_before", "mean_depth_after")}
+                               for i in results["interpolations"]],
+            "distributions": _distributions(rows, blocks) if rows else [],
+        }
+        if lesion_draws:
+            entry["lesion"] = ensemble.lesion_crosscheck(model, gains, images, labels, lesion_draws,
+                                                         np.random.default_rng(seed))
+        depth, window = entry["depth"], entry["path_gradient"]["window"]
+        log(f"{model_dir}: {label}, mean path length {depth['mean_depth']:.2f} of {depth['num_blocks']} blocks "
+            f"({depth['short_fraction']:.0%} of path weight below half depth); {GRADIENT_WORDS} "
+            f"k = {window[0]}-{window[1]}" + ("" if rows else "; no per-epoch gains recorded (an older run)"))
+        entries.append(entry)
+    return entries
+
+
+GRADIENT_WORDS = f"{ensemble.GRADIENT_SHARE:.0%} of the gradient flows along paths of length"
+
+
+def draw_ensemble_figures(folder, entries, note="", suffix=""):
+    """The ensemble analysis' five PNGs in ``folder``; returns their paths."""
+    def out(name):
+        return os.path.join(folder, f"ensemble-{name}{suffix}.png")
+
+    return [plotting.ensemble_depth_figure(out("depth"), entries, note),
+            plotting.ensemble_distribution_figure(out("distribution"), entries, note),
+            plotting.ensemble_gains_figure(out("gains"), entries, note),
+            plotting.ensemble_gradient_figure(out("gradient"), entries, note),
+            plotting.ensemble_lesion_figure(out("lesion"), entries, note)]
 
 
 def _results(runs_root, run):

@@ -71,7 +71,8 @@ def _example_norms(x):
 
 
 def residual_norms(model: keras.Model, images: np.ndarray, batch_size: int = 500) -> list[dict]:
-    """Per-block ``||Y_j||``, ``||G(Y_j)||`` and ``||F(Y_j)||`` (Eq. 5, Figs. 4 and 7), averaged over examples.
+    """Per-block ``||Y_j||``, ``||G(Y_j)||`` and ``||F(Y_j)||`` (Eq. 5, Figs. 4 and 7), averaged over examples,
+    and the branch gain of the ensemble view (``ml_resnet_tf.ensemble``).
 
     For block ``j`` with input ``Y_j``, ``G(Y_j) = h * F(Y_j)`` is the residual
     branch as the block adds it to its shortcut (at inference, so stochastic depth's
@@ -82,24 +83,31 @@ def residual_norms(model: keras.Model, images: np.ndarray, batch_size: int = 500
     Returns one dict per block, in order: ``block`` (its name), ``index`` (1-based over the
     whole network), ``step_size``, ``time`` (the conceptual time ``t_{j-1} = (j - 1) h`` at
     which the forward-Euler step evaluates ``F``, Appendix C), ``input_norm`` (``||Y_j||``),
-    ``residual_norm`` (``||G(Y_j)||``) and ``f_norm`` (``||F(Y_j)||``).
+    ``residual_norm`` (``||G(Y_j)||``), ``f_norm`` (``||F(Y_j)||``), ``skip_norm`` (``||S(Y_j)||``, the
+    state the block leaves with its branch removed, ``ODEBlock.skip``: ``P(Y_j)`` for forward Euler) and
+    ``gain``, the per-example ratio ``||G(Y_j)|| / ||S(Y_j)||`` averaged over ``images`` (the
+    ensemble view's ``a_j``, notes §5). Every family's ``G`` is ``Y_{j+1} - S(Y_j)``, so the gain means
+    the same in all of them: how large the branch's change is against what the step keeps without it.
     """
     sums = {}
     for batch in _batches(images, batch_size):
         state = ops.convert_to_tensor(batch)
         for layer in model.layers:
             if isinstance(layer, odenet.ODEBlock):
-                totals = sums.setdefault(layer.name, [layer.step_size, 0.0, 0.0])
+                totals = sums.setdefault(layer.name, np.array([layer.step_size, 0.0, 0.0, 0.0, 0.0]))
+                skip = _example_norms(odenet.main(layer.skip(state)))
                 totals[1] += _example_norms(odenet.main(state)).sum()
                 state, g = layer.step(state, training=False)
-                totals[2] += _example_norms(g).sum()
+                g = _example_norms(g)
+                totals[2:] += g.sum(), skip.sum(), (g / np.maximum(skip, np.finfo(skip.dtype).tiny)).sum()
             else:
                 state = layer(state, training=False)
     n, time, norms = len(images), 0.0, []
-    for index, (name, (h, y, g)) in enumerate(sums.items(), start=1):
-        norms.append({"block": name, "index": index, "step_size": h, "time": time, "input_norm": float(y / n),
-                      "residual_norm": float(g / n), "f_norm": float(g / n / h)})
-        time += h
+    for index, (name, (h, y, g, skip, gain)) in enumerate(sums.items(), start=1):
+        norms.append({"block": name, "index": index, "step_size": float(h), "time": time, "input_norm": float(y / n),
+                      "residual_norm": float(g / n), "f_norm": float(g / n / h), "skip_norm": float(skip / n),
+                      "gain": float(gain / n)})
+        time += float(h)
     return norms
 
 

@@ -5,16 +5,18 @@ import time
 import keras
 import tensorflow as tf
 
-from ml_resnet_tf import analysis, odenet
+from ml_resnet_tf import analysis, ensemble, odenet
 
 
 class EpochRecorder(keras.callbacks.Callback):
     """Times each epoch without its evaluation, logs the block dynamics, checkpoints.
 
     Per epoch it writes to TensorBoard (run ``dynamics``) the step size, the number
-    of blocks, every block's residual norm ``||G(Y_j)||`` on a fixed set of test images
-    and every block's own scalars (``ODEBlock.summaries``, e.g. LM-ResNet's ``k/stage2_block2``),
-    then saves the checkpoint and the epoch's line of results.json.
+    of blocks, every block's residual norm ``||G(Y_j)||`` on a fixed set of test images,
+    every block's scalars (its branch gain ``gain/...`` and scales ``bn_gamma/...``, ``kernel_norm/...``,
+    ``ml_resnet_tf.ensemble``, and its family's own ``ODEBlock.summaries``, e.g. LM-ResNet's ``k/...``)
+    and the effective depth those gains imply (``ensemble/mean_depth`` and kin), then saves the
+    checkpoint and the epoch's line of results.json.
 
     The first epoch of every ``fit`` also pays a start-up: opening the input iterator and
     tracing and optimizing the training step, which a multi-level run does once per
@@ -58,10 +60,15 @@ class EpochRecorder(keras.callbacks.Callback):
         seconds = time.perf_counter() - self.started - self.test_seconds
         startup, self.opens_fit = self._startup(seconds), False
         norms = analysis.residual_norms(self.model, self.probe_images)
-        block_scalars = {block.name: scalars for block in odenet.blocks(self.model) if (scalars := block.summaries())}
+        gains = {block["block"]: block["gain"] for block in norms}
+        block_scalars = {block.name: {"gain": gains[block.name], **ensemble.branch_scales(block), **block.summaries()}
+                         for block in odenet.blocks(self.model)}
+        depth = ensemble.depth_summary(list(gains.values()))
         with self.writer.as_default(step=epoch):
             tf.summary.scalar("step_size", self.cycle.step_size)
             tf.summary.scalar("blocks", sum(self.cycle.blocks_per_stage))
+            for key in ("mean_depth", "relative_depth", "short_fraction"):
+                tf.summary.scalar(f"ensemble/{key}", depth[key])
             for block in norms:
                 tf.summary.scalar(f"residual_norm/{block['block']}", block["residual_norm"])
             for name, scalars in block_scalars.items():
@@ -82,4 +89,5 @@ class EpochRecorder(keras.callbacks.Callback):
             "startup_seconds": startup,
             "residual_norms": {block["block"]: block["residual_norm"] for block in norms},
             "block_scalars": block_scalars,
+            "ensemble": depth,
         }, self.model)

@@ -7,7 +7,9 @@ and it passes every payload through :func:`load` (upgrade an older version, then
 
 Versions: 1 had no ``schema_version`` (and, in its first runs, no ``startup_seconds``); 2 adds
 ``schema_version`` and each epoch's ``block_scalars`` (a family's per-block scalars, e.g. LM-ResNet's
-``k``). :func:`upgrade` fills what an older file lacks, so every finished run stays readable.
+``k``); 3 adds each epoch's ``ensemble`` (the effective depth, ``ml_resnet_tf.ensemble``), the branch
+gains and scales inside ``block_scalars``, and each interpolation's ``mean_depth_before/after``; older
+runs get ``None`` there. :func:`upgrade` fills what an older file lacks, so every finished run stays readable.
 """
 
 from __future__ import annotations
@@ -15,11 +17,21 @@ from __future__ import annotations
 import typing
 from typing import TypedDict
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class SchemaError(ValueError):
     """A results.json does not have this schema; the message names the field."""
+
+
+class EnsembleDepth(TypedDict):
+    """``ensemble.depth_summary`` of the epoch's branch gains."""
+
+    num_blocks: int
+    mean_depth: float
+    relative_depth: float
+    std_depth: float
+    short_fraction: float
 
 
 class Epoch(TypedDict):
@@ -35,6 +47,7 @@ class Epoch(TypedDict):
     startup_seconds: float
     residual_norms: dict[str, float]
     block_scalars: dict[str, dict[str, float]]
+    ensemble: EnsembleDepth | None
 
 
 class _CycleStart(TypedDict):
@@ -67,6 +80,8 @@ class Interpolation(TypedDict):
     test_accuracy_after: float
     top1_agreement: float
     relative_logit_change: float
+    mean_depth_before: float | None
+    mean_depth_after: float | None
 
 
 class Final(TypedDict):
@@ -113,6 +128,12 @@ def upgrade(payload: dict) -> dict:
         if isinstance(epoch, dict):
             epoch.setdefault("startup_seconds", 0.0)
             epoch.setdefault("block_scalars", {})
+            epoch.setdefault("ensemble", None)
+    changes = payload.get("interpolations")
+    for change in changes if isinstance(changes, list) else []:
+        if isinstance(change, dict):
+            change.setdefault("mean_depth_before", None)
+            change.setdefault("mean_depth_after", None)
     payload["schema_version"] = SCHEMA_VERSION
     return payload
 
@@ -155,9 +176,13 @@ def _check(value, kind, where):
         for key, item in value.items():
             if args:
                 _check(item, args[1], f"{where}.{key}")
-    elif args:  # a union such as str | None
-        if not any(_matches(value, option) for option in args):
-            raise SchemaError(f"{where} must be {kind}, got {value!r}")
+    elif args:  # a union such as str | None, or a record | None
+        for option in args:
+            try:
+                return _check(value, option, where)
+            except SchemaError:
+                continue
+        raise SchemaError(f"{where} must be {kind}, got {value!r}")
     elif not _matches(value, kind):
         raise SchemaError(f"{where} must be {kind.__name__}, got {type(value).__name__}")
 

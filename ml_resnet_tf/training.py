@@ -39,7 +39,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ml_resnet_tf import analysis, data, distribute, odenet, registry
+from ml_resnet_tf import analysis, data, distribute, ensemble, odenet, registry
 from ml_resnet_tf.config import DEFAULTS, ConfigError, TrainConfig
 from ml_resnet_tf.interpolation import interpolate
 from ml_resnet_tf.optimizer import compile_model
@@ -47,7 +47,7 @@ from ml_resnet_tf.recorder import EpochRecorder
 from ml_resnet_tf.records import RunRecord
 from ml_resnet_tf.schedules import CyclicCosineDecay
 
-PROBE_IMAGES = 500  # test images on which residual norms are logged every epoch
+PROBE_IMAGES = 500  # test images on which residual norms and branch gains are logged every epoch
 
 
 def _schedule(config: TrainConfig, steps_per_epoch: int) -> CyclicCosineDecay:
@@ -69,8 +69,13 @@ def _train_time(summary):
             f"(+{_duration(summary.get('startup_seconds', 0.0))} start-up)")
 
 
-def _interpolate(model, cycle, test_data, test_labels, seed):
-    """Interpolates into ``cycle``'s architecture and measures what the interpolation changed."""
+def _mean_depth(model, probe):
+    return ensemble.depth_summary(list(ensemble.block_gains(model, probe).values()))["mean_depth"]
+
+
+def _interpolate(model, cycle, test_data, test_labels, probe, seed):
+    """Interpolates into ``cycle``'s architecture and measures what the interpolation changed: the
+    function (accuracy, agreement) and the effective depth, before any training changes it."""
     started = time.perf_counter()
     keras.utils.set_random_seed(seed + cycle.index)  # identity-initialized blocks draw weights
     new_model = interpolate(model)
@@ -88,10 +93,12 @@ def _interpolate(model, cycle, test_data, test_labels, seed):
         "test_accuracy_before": float(np.mean(before.argmax(-1) == test_labels)),
         "test_accuracy_after": float(np.mean(after.argmax(-1) == test_labels)),
         **analysis.logit_agreement(before, after),
+        "mean_depth_before": _mean_depth(model, probe),
+        "mean_depth_after": _mean_depth(new_model, probe),
     }
 
 
-def _start_cycle(model, cycle, config, images, test_data, schedule, steps, results, log, writer):
+def _start_cycle(model, cycle, config, images, test_data, probe, schedule, steps, results, log, writer):
     """Opens ``cycle`` with zero momentum, and records it.
 
     The first cycle builds its model; a multi-level run interpolates; both then compile a
@@ -111,16 +118,18 @@ def _start_cycle(model, cycle, config, images, test_data, schedule, steps, resul
                                          config.sync_batch_norm, stochastic_depth=config.stochastic_depth,
                                          memory_efficient=config.memory_efficient)
         else:
-            model, change = _interpolate(model, cycle, test_data, images.test_labels, config.seed)
+            model, change = _interpolate(model, cycle, test_data, images.test_labels, probe, config.seed)
             results["interpolations"] = [i for i in results["interpolations"] if i["cycle"] < cycle.index] + [change]
             with writer.as_default(step=cycle.start_epoch):
-                for key in ("test_accuracy_before", "test_accuracy_after", "top1_agreement", "relative_logit_change"):
+                for key in ("test_accuracy_before", "test_accuracy_after", "top1_agreement", "relative_logit_change",
+                            "mean_depth_before", "mean_depth_after"):
                     tf.summary.scalar(f"interpolation/{key}", change[key])
             log(f"interpolated {odenet.format_blocks(change['from_blocks'])} (h={change['from_step_size']:g}) "
                 f"-> {odenet.format_blocks(change['to_blocks'])} (h={change['to_step_size']:g}) at epoch "
                 f"{cycle.start_epoch}: test accuracy {change['test_accuracy_before']:.2%} -> "
                 f"{change['test_accuracy_after']:.2%}, top-1 agreement {change['top1_agreement']:.2%}, "
-                f"relative logit change {change['relative_logit_change']:.3f}")
+                f"relative logit change {change['relative_logit_change']:.3f}, effective depth "
+                f"{change['mean_depth_before']:.2f} -> {change['mean_depth_after']:.2f} blocks")
         compile_model(model, schedule, config.momentum, cycle.start_epoch * steps, config.jit_compile,
                              config.steps_per_execution)
     results["cycles"] = results["cycles"][:cycle.index - 1] + [{
@@ -186,7 +195,8 @@ def _train(config, record, images, batch_size, steps, callbacks, verbose, log):
         if cycle.end_epoch <= done:
             continue
         if done == cycle.start_epoch:
-            model = _start_cycle(model, cycle, config, images, test_data, schedule, steps, results, log, writer)
+            model = _start_cycle(model, cycle, config, images, test_data, probe, schedule, steps, results, log,
+                                 writer)
             record.save()
         first = max(done, cycle.start_epoch)
         model.fit(data.train_dataset(images.train_images, images.train_labels, images.spec.pad, batch_size,

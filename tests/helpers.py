@@ -108,8 +108,9 @@ def results_payload(accuracies=(0.5,), status="finished", cycles=(), final=None,
     cycles ``(start_epoch, end_epoch, blocks)`` and ``final`` fields: what the readers' tests feed them."""
     epochs = [{"epoch": i + 1, "cycle": 1, "train_loss": 1.0, "train_accuracy": a, "test_loss": 1.0,
                "test_accuracy": a, "test_error": 1 - a, "learning_rate": 0.1, "train_seconds": 1.0,
-               "startup_seconds": 0.0, "residual_norms": {}, "block_scalars": {}} for i, a in enumerate(accuracies)]
-    payload = {"schema_version": 2, "status": status, "flags": flags or {}, "time_note": "", "interpolations": [],
+               "startup_seconds": 0.0, "residual_norms": {}, "block_scalars": {}, "ensemble": None}
+              for i, a in enumerate(accuracies)]
+    payload = {"schema_version": 3, "status": status, "flags": flags or {}, "time_note": "", "interpolations": [],
                "epochs": epochs, "checkpoint": None,
                "cycles": [{"cycle": i + 1, "start_epoch": start, "end_epoch": end, "blocks_per_stage": list(blocks),
                            "step_size": 1.0, "params": 1, "xla": False}

@@ -10,7 +10,8 @@ from ml_resnet_tf import records, schema
 def epoch(n, **changes):
     return {"epoch": n, "cycle": 1, "train_loss": 1.0, "train_accuracy": 0.5, "test_loss": 1.0,
             "test_accuracy": 0.5, "test_error": 0.5, "learning_rate": 0.1, "train_seconds": 2.0,
-            "startup_seconds": 0.0, "residual_norms": {"stage1_block1": 1.0}, "block_scalars": {}, **changes}
+            "startup_seconds": 0.0, "residual_norms": {"stage1_block1": 1.0}, "block_scalars": {}, "ensemble": None,
+            **changes}
 
 
 def results(**changes):

@@ -78,8 +78,30 @@ def test_lesion_binary_writes_json_and_figure_beside_the_run(trained_run):
     assert os.path.isfile(trained_run / "results.json")  # the run's own results are untouched
 
 
+def test_ensemble_binary_writes_json_and_figures_beside_the_run(trained_run):
+    result = helpers.run_module("experiments.ensemble", f"--model_dir={trained_run}", "--num_images=40",
+                                "--path_samples=6", "--lesion_draws=1", "--batch_size=16")
+    assert result.returncode == 0, result.stderr[-2000:]
+    folder = trained_run / "analysis"
+    study = json.loads((folder / "ensemble.json").read_text())
+    (entry,) = study["runs"]
+    assert study["settings"]["path_samples"] == 6 and entry["num_images"] == 40
+    assert [r["k"] for r in entry["path_gradient"]["per_length"]] == [0, 1, 2, 3]
+    assert sum(entry["depth"]["distribution"]) == pytest.approx(1.0)
+    assert [row["epoch"] for row in entry["history"]] == [1] and len(entry["distributions"]) == 2
+    assert [r["removed"] for r in entry["lesion"]["random_deletions"]] == [1]
+    for name in ("depth", "distribution", "gains", "gradient", "lesion"):
+        assert os.path.getsize(folder / f"ensemble-{name}.png") > 10_000
+    result = helpers.run_module("experiments.ensemble", f"--model_dir={trained_run}", "--ks=2,9")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert helpers.error_lines(result.stderr) == ["error: --ks: path lengths must lie in 0 ... 3, got [2, 9]"]
+
+
 @pytest.mark.parametrize("module, args, message", [
     ("experiments.lesion", ["--model_dir={tmp}"], "holds no results.json"),
+    ("experiments.ensemble", ["--model_dir={tmp}/broken,{tmp}"], "--output_dir is required with more than one"),
+    ("experiments.ensemble", ["--model_dir={tmp}", "--ks=1,x"], "--ks takes comma-separated path lengths"),
+    ("experiments.ensemble", ["--model_dir={tmp}", "--path_samples=0"], "--path_samples must be at least 1"),
     ("experiments.norms", ["--model_dir={tmp},{tmp}"], "--output_dir is required with more than one --model_dir"),
     ("experiments.figures", ["--figures=5"], "--figures takes a comma-separated subset"),
     ("experiments.norms", ["--model_dir={tmp}/broken"], "broken/model.keras ("),

@@ -135,6 +135,10 @@ def test_records_what_the_issue_asks_for(tmp_path, tiny_cifar10):
     assert change["epoch"] == 2
     assert change["test_accuracy_before"] == pytest.approx(on_disk["epochs"][1]["test_accuracy"], abs=1e-6)
     assert {"test_accuracy_after", "top1_agreement", "relative_logit_change"} <= set(change)
+    # The effective depth (ml_resnet_tf.ensemble) every epoch, and on both sides of the interpolation.
+    assert [e["ensemble"]["num_blocks"] for e in on_disk["epochs"]] == [3, 3, 6, 6]
+    assert change["mean_depth_before"] == pytest.approx(on_disk["epochs"][1]["ensemble"]["mean_depth"], rel=1e-5)
+    assert 0 < change["mean_depth_after"] < 6
     assert on_disk["flags"]["start_blocks"] == [1, 1, 1] and on_disk["flags"]["lr_max"] == 0.5
     lrs = [e["learning_rate"] for e in on_disk["epochs"]]
     assert lrs[0] == pytest.approx(lrs[2])
@@ -148,6 +152,8 @@ def test_records_what_the_issue_asks_for(tmp_path, tiny_cifar10):
     assert tags["train"]["epoch_accuracy"] == [0, 1, 2, 3] and "epoch_learning_rate" in tags["train"]
     assert tags["validation"]["epoch_accuracy"] == [0, 1, 2, 3]
     assert tags["dynamics"]["blocks"] == tags["dynamics"]["step_size"] == [0, 1, 2, 3]
+    assert tags["dynamics"]["ensemble/mean_depth"] == tags["dynamics"]["gain/stage2_block1"] == [0, 1, 2, 3]
+    assert tags["dynamics"]["interpolation/mean_depth_after"] == [2]
     assert tags["dynamics"]["residual_norm/stage3_block2"] == [2, 3]  # the block exists from cycle 2 on
     assert tags["dynamics"]["interpolation/test_accuracy_after"] == [2]
 
@@ -211,7 +217,10 @@ def test_multilevel_lm_resnet_with_stochastic_depth_resumes_and_records_k(tmp_pa
     assert without_times(resumed) == without_times(whole)
     assert [c["blocks_per_stage"] for c in resumed["cycles"]] == [[1, 1, 1], [2, 2, 2]]
     # Only non-first blocks have a k: after 1-1-1 -> 2-2-2, block 2 of each stage.
-    assert set(resumed["epochs"][-1]["block_scalars"]) == {"stage1_block2", "stage2_block2", "stage3_block2"}
+    scalars = resumed["epochs"][-1]["block_scalars"]
+    assert {name for name, values in scalars.items() if "k" in values} == {"stage1_block2", "stage2_block2",
+                                                                             "stage3_block2"}
+    assert all({"gain", "bn_gamma", "kernel_norm"} <= set(values) for values in scalars.values()) and len(scalars) == 6
     model = keras.models.load_model(tmp_path / "resumed" / "model.keras")
     assert model.spec["family"] == "lm_resnet" and model.name == "lm_resnet14"
     assert [b.survival for b in odenet.blocks(model)] == pytest.approx(odenet.survival_rates(6, 0.5))

@@ -1,0 +1,78 @@
+"""The dynamic-ensemble analysis of trained or running runs (Veit et al. 2016; Littwin & Wolf; notes §3-5).
+
+    python -m experiments.ensemble --model_dir=runs/ml,runs/baseline --output_dir=results/ensemble \
+        [--num_images=2000] [--path_samples=1000] [--ks=0,1,2] [--lesion_draws=3]
+
+For each run (its ``model.keras``, or the latest checkpoint of a run still training) on the test
+images, in inference mode (``ml_resnet_tf.ensemble`` has the definitions):
+
+* every block's branch gain ``a_l = ||G|| / ||S(Y)||`` and its batch-norm scale (last ``|gamma|``, last
+  kernel norm);
+* the path-length distribution those gains imply, its mean, spread and share below half depth;
+* the gradient at the first block along random paths of each length k, and the window of lengths
+  carrying 90% of it;
+* the lesion study beside it: gains against single-block deletions, path weight against k deletions;
+* from results.json, the effective depth the trainer recorded at every epoch and around every
+  interpolation.
+
+It writes ``ensemble.json`` and ``ensemble-{depth,distribution,gains,gradient,lesion}.png``.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+from experiments import (
+    common,  # noqa: E402
+    studies,  # noqa: E402
+)
+from ml_resnet_tf import ensemble  # noqa: E402
+from ml_resnet_tf.config import ConfigError  # noqa: E402
+from ml_resnet_tf.records import write_json  # noqa: E402
+
+flags.DEFINE_list("model_dir", None, "One or more run folders written by experiments.train, comma-separated.")
+flags.DEFINE_string("output_dir", "", "Where ensemble.json and the PNGs go; default: MODEL_DIR/analysis for one run.")
+flags.DEFINE_string("data_dir", "", "Where the test data are; default: where each run found its own.")
+flags.DEFINE_integer("num_images", 0, "Measure on the first N test images; 0 for all.")
+flags.DEFINE_integer("path_samples", 1000, "Random paths sampled for each path length k.")
+flags.DEFINE_list("ks", [], "Path lengths k to sample; default: every k from 0 to the number of blocks.")
+flags.DEFINE_integer("lesion_draws", 3, "Random draws per number of deleted blocks in the cross-check; 0 skips it.")
+flags.DEFINE_integer("batch_size", 128, "Images per forward and backward pass of the path sampling.")
+flags.DEFINE_integer("seed", 0, "Seed of the sampled paths and deletions.")
+flags.mark_flag_as_required("model_dir")
+for _name in ("num_images", "lesion_draws"):
+    flags.register_validator(_name, lambda n: n >= 0, f"--{_name} must not be negative")
+for _name in ("path_samples", "batch_size"):
+    flags.register_validator(_name, lambda n: n >= 1, f"--{_name} must be at least 1")
+flags.register_validator("ks", lambda ks: all(k.isdigit() for k in ks),
+                         "--ks takes comma-separated path lengths, whole numbers from 0")
+flags.register_multi_flags_validator(
+    ["model_dir", "output_dir"], lambda v: bool(v["output_dir"]) or len(v["model_dir"] or []) <= 1,
+    "--output_dir is required with more than one --model_dir")
+
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    with common.one_line_errors():
+        try:
+            entries = studies.run_ensemble(FLAGS.model_dir, FLAGS.data_dir, FLAGS.num_images, FLAGS.path_samples,
+                                           [int(k) for k in FLAGS.ks] or None, FLAGS.seed, FLAGS.lesion_draws,
+                                           FLAGS.batch_size)
+        except ValueError as error:  # path lengths beyond a run's blocks
+            raise ConfigError(f"--ks: {error}") from None
+    folder = common.analysis_dir(FLAGS.model_dir[0], FLAGS.output_dir)
+    settings = {"num_images": FLAGS.num_images, "path_samples": FLAGS.path_samples, "ks": FLAGS.ks,
+                "lesion_draws": FLAGS.lesion_draws, "seed": FLAGS.seed, "batch_norm": "inference",
+                "gradient_at": "input of the first block", "gradient_share": ensemble.GRADIENT_SHARE}
+    write_json(os.path.join(folder, "ensemble.json"), {"settings": settings, "runs": entries})
+    for path in [os.path.join(folder, "ensemble.json")] + studies.draw_ensemble_figures(folder, entries):
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    app.run(main)
