@@ -42,9 +42,10 @@ reproduce-table3 reproduce-table4: reproduce-table%: $(VENV)/.installed
 	$(BIN)/python -m experiments.reproduce --table=$* --datasets=$(DATASETS) --scale=$(SCALE) \
 		--train_subset=$(TRAIN_SUBSET) --runs_dir=$(RUNS) $(if $(DATA_DIR),--data_dir=$(DATA_DIR))
 
-# Figs. 3, 4, 7 (residual norms), the lesion study (Section 3.3), Figs. 9 and 10 (learning rate).
-# FIGURES=3,4,7 picks some; SEEDS=2 shrinks Fig. 10; NUM_IMAGES=1000 measures on fewer test images.
-FIGURES ?= 3,4,7,lesion,9,10
+# Figs. 3, 4, 7 (residual norms), the lesion study (Section 3.3), Figs. 9 and 10 (learning rate), and the
+# dynamic-ensemble analysis (experiments.ensemble). FIGURES=3,4,7 picks some; SEEDS=2 shrinks Fig. 10;
+# NUM_IMAGES=1000 measures on fewer test images.
+FIGURES ?= 3,4,7,lesion,9,10,ensemble
 SEEDS ?= 10
 NUM_IMAGES ?= 0
 reproduce-figures: $(VENV)/.installed

@@ -1,6 +1,7 @@
-"""Reproduces the analysis figures: 3, 4, 7 (residual norms), the lesion study, 9 and 10 (learning rate).
+"""Reproduces the analysis figures: 3, 4, 7 (residual norms), the lesion study, 9 and 10 (learning rate),
+and the dynamic-ensemble analysis.
 
-    python -m experiments.figures [--figures=3,4,7,lesion,9,10] [--datasets=cifar10] [--seeds=10]
+    python -m experiments.figures [--figures=3,4,7,lesion,9,10,ensemble] [--datasets=cifar10] [--seeds=10]
                                   [--data_dir=DIR] [--scale=0.02 --train_subset=2000]
 
 It trains the runs the chosen figures need (``experiments/configs/figures/*.cfg`` plus each
@@ -13,7 +14,9 @@ run's own flags, printed before it starts), one after another in
 * ``lesion-DATASET.json`` / ``.png``: Section 3.3 on ResNet-110;
 * ``figure9.png``: final test accuracy over an eta_max x eta_min grid for ResNet-50-i;
 * ``figure10.png``: ResNet-50-i with and without the learning-rate reset, ``--seeds`` seeds each,
-  mean and 95% interval.
+  mean and 95% interval;
+* ``ensemble.json``, ``ensemble-*.png``: ``experiments.ensemble`` on ResNet-50-i and on ResNet-50 trained
+  under the same cycles (effective depth per epoch, path lengths, gradient by path length).
 
 Every output name carries the scaled-down label, so a trial never overwrites the real thing.
 """
@@ -31,17 +34,18 @@ from experiments import (  # noqa: E402
 )
 from ml_resnet_tf import data, records  # noqa: E402
 
-flags.DEFINE_list("figures", list(studies.FIGURES), "Figures to reproduce: any of 3,4,7,lesion,9,10.")
+flags.DEFINE_list("figures", list(studies.FIGURES), "Figures to reproduce: any of 3,4,7,lesion,9,10,ensemble.")
 flags.DEFINE_list("datasets", list(data.DATASETS), "Datasets to run, where a figure is drawn for them.")
 flags.DEFINE_integer("seeds", 10, "Seeds per setting of Fig. 10 (the paper repeats each 10 times).")
 flags.DEFINE_integer("num_images", 0, "Measure norms and lesions on the first N test images; 0 for all.")
 flags.DEFINE_integer("draws", 5, "Random draws per lesion setting.")
+flags.DEFINE_integer("path_samples", 1000, "Random paths per path length in the ensemble analysis.")
 common.define_harness_flags("JSON and figures", "measures and draws from finished runs")
 flags.register_validator("figures", lambda names: set(names) <= set(studies.FIGURES),
                          f"--figures takes a comma-separated subset of {','.join(studies.FIGURES)}")
 flags.register_validator("datasets", lambda names: set(names) <= set(data.DATASETS),
                          f"--datasets takes a comma-separated subset of {','.join(data.DATASETS)}")
-for _name in ("seeds", "draws"):
+for _name in ("seeds", "draws", "path_samples"):
     flags.register_validator(_name, lambda n: n >= 1, f"--{_name} must be at least 1")
 flags.register_validator("num_images", lambda n: n >= 0, "--num_images must not be negative")
 
@@ -88,6 +92,12 @@ def main(argv):
             name = out(f"lesion-{study['dataset']}.json")
             records.write_json(name, study)
             written += [name, studies.draw_lesion_figure(name.replace(".json", ".png"), study, note)]
+        chosen = done(needed.get("ensemble", []))
+        if chosen:
+            entries = studies.run_ensemble(chosen, FLAGS.data_dir, FLAGS.num_images, FLAGS.path_samples,
+                                           lesion_draws=min(FLAGS.draws, 3))
+            records.write_json(out("ensemble.json"), {"runs": entries})
+            written += [out("ensemble.json")] + studies.draw_ensemble_figures(FLAGS.results_dir, entries, note, suffix)
     if "9" in needed:
         written.append(plotting.lr_grid_figure(out("figure9.png"), studies.lr_grid(root, FLAGS.datasets), note))
     if "10" in needed:

@@ -210,39 +210,30 @@ def _twin(ax):
     return twin
 
 
-def _mark_interpolations(ax, entry, color):
-    for change in entry["interpolations"]:
-        ax.axvline(change["epoch"] + 0.5, color=color, linestyle=":", linewidth=1)
-
-
 def ensemble_depth_figure(path, entries, note=""):
     """Mean effective depth against epoch, in blocks and as a share of the net's blocks, for every run
-    (``studies.run_ensemble`` entries); interpolations are dotted lines, with the depth just before and
-    just after each as an open and a filled marker."""
+    (``studies.run_ensemble`` entries). Squares are cycle starts (initialisation, or just after an
+    interpolation, whose epoch is a dotted line), so an interpolation shows as a vertical step."""
     def draw(ax, key):
         drawn = False
         for index, entry in enumerate(entries):
             rows = entry["history"]
             if not rows:
                 continue
-            ax.plot([r["epoch"] for r in rows], [r[key] for r in rows], "o-", markersize=3, color=f"C{index}",
-                    label=entry["label"])
-            _mark_interpolations(ax, entry, f"C{index}")
+            ax.plot([r["epoch"] for r in rows], [r[key] for r in rows], "-", color=f"C{index}", label=entry["label"])
+            for marker, at_start in (("o", False), ("s", True)):
+                chosen = [r for r in rows if r["at_start"] == at_start]
+                ax.plot([r["epoch"] for r in chosen], [r[key] for r in chosen], marker, color=f"C{index}",
+                        markersize=3 if marker == "o" else 5)
             for change in entry["interpolations"]:
-                if change["mean_depth_before"] is None:
-                    continue
-                before, after = change["mean_depth_before"], change["mean_depth_after"]
-                if key == "relative_depth":
-                    before, after = before / sum(change["from_blocks"]), after / sum(change["to_blocks"])
-                ax.plot([change["epoch"] + 0.5] * 2, [before, after], color=f"C{index}", linewidth=2)
-                ax.plot(change["epoch"] + 0.5, after, "s", color=f"C{index}", markersize=5)
+                ax.axvline(change["epoch"], color=f"C{index}", linestyle=":", linewidth=1)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             drawn = True
         return drawn
 
     panels = [("mean path length (blocks)", "mean_depth"), ("mean path length / blocks in the net", "relative_depth")]
-    return _figure(path, "Effective depth over training (dynamic ensemble; squares: just after an interpolation)",
-                   panels, draw, note, columns=2, xlabel="epoch")
+    return _figure(path, "Effective depth over training (dynamic ensemble; squares: start of a cycle)",
+                   panels, draw, note, columns=2, xlabel="epochs trained")
 
 
 def ensemble_distribution_figure(path, entries, note=""):
@@ -264,9 +255,9 @@ def ensemble_gains_figure(path, entries, note=""):
         rows = entry["history"]
         for index, row in enumerate(rows):
             gains = list(row["gains"].values())
-            ax.plot((np.arange(len(gains)) + 0.5) / len(gains), gains, "-", linewidth=1,
+            ax.plot((np.arange(len(gains)) + 0.5) / len(gains), gains, "--" if row["at_start"] else "-", linewidth=1,
                     color=plt.cm.viridis(index / max(1, len(rows) - 1)),
-                    label=f"epoch {row['epoch']}" if index in (0, len(rows) - 1) else None)
+                    label=f"{row['epoch']} epochs trained" if index in (0, len(rows) - 1) else None)
         final = [b["gain"] for b in entry["blocks"]]
         ax.plot((np.arange(len(final)) + 0.5) / len(final), final, "ko-", markersize=3, label="analysed checkpoint")
         ax.set_yscale("log")

@@ -18,7 +18,8 @@ CONFIGS = os.path.join("experiments", "configs", "figures")
 # Where the paper is silent on a figure's datasets, we follow its neighbours: Figs. 4 and 7 show CIFAR-10
 # and CIFAR-100, so Fig. 3 does too; Fig. 9 and the lesion study use CIFAR-10; Fig. 10 names all three.
 FIGURE_DATASETS = {"3": ("cifar10", "cifar100"), "4": ("cifar10", "cifar100"), "7": ("cifar10", "cifar100"),
-                   "lesion": ("cifar10",), "9": ("cifar10",), "10": ("cifar10", "cifar100", "stl10")}
+                   "lesion": ("cifar10",), "9": ("cifar10",), "10": ("cifar10", "cifar100", "stl10"),
+                   "ensemble": ("cifar10",)}
 FIGURES = tuple(FIGURE_DATASETS)
 DEPTHS = ("resnet14", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110")  # Fig. 3, all with h = 1
 STEP_SIZES = (("resnet32", 1.0), ("resnet62", 0.5), ("resnet122", 0.25))  # Fig. 7 (Appendix C)
@@ -55,6 +56,11 @@ def reset_run(restart, seed, dataset):
                     (f"--{'' if restart else 'no'}lr_restart", f"--seed={seed}", f"--dataset={dataset}"))
 
 
+def ensemble_run(multilevel, dataset):
+    return StudyRun(f"ensemble/resnet50{'_i' if multilevel else ''}_{dataset}", "ensemble.cfg",
+                    (("--start_blocks=2,2,2",) if multilevel else ()) + (f"--dataset={dataset}",))
+
+
 def figure_runs(figure, datasets, seeds=10):
     """The runs ``figure`` (one of FIGURES) needs on those of ``datasets`` it is drawn for."""
     chosen = [d for d in FIGURE_DATASETS[figure] if d in datasets]
@@ -64,6 +70,8 @@ def figure_runs(figure, datasets, seeds=10):
         return [norms_run(LESIONED, 1.0, d) for d in chosen]
     if figure == "7":
         return [norms_run(m, h, d) for d in chosen for m, h in STEP_SIZES]
+    if figure == "ensemble":
+        return [ensemble_run(multilevel, d) for d in chosen for multilevel in (True, False)]
     if figure == "9":
         return [grid_run(a, b, d) for d in chosen for b in ETA_MIN for a in ETA_MAX]
     return [reset_run(r, s, d) for d in chosen for r in (True, False) for s in range(seeds)]
@@ -148,10 +156,12 @@ def draw_lesion_figure(path, study, note=""):
 
 
 def _distributions(rows, blocks):
-    """``P(r)`` at the first recorded epoch, at the last of every cycle, and of the analysed checkpoint."""
-    chosen = [row for i, row in enumerate(rows) if i == 0 or i == len(rows) - 1 or row["cycle"] != rows[i + 1]["cycle"]]
-    return ([(f"epoch {row['epoch']} ({row['num_blocks']} blocks)", ensemble.depth_distribution(
-        list(row["gains"].values())).tolist()) for row in chosen]
+    """``P(r)`` at the start and the end of every cycle, and of the analysed checkpoint."""
+    chosen = [row for i, row in enumerate(rows)
+              if row["at_start"] or i == 0 or i == len(rows) - 1 or row["cycle"] != rows[i + 1]["cycle"]]
+    return ([(f"{'cycle ' + str(row['cycle']) + ' start' if row['at_start'] else 'epoch ' + str(row['epoch'])} "
+              f"({row['num_blocks']} blocks)", ensemble.depth_distribution(list(row["gains"].values())).tolist())
+             for row in chosen]
             + [("analysed checkpoint", ensemble.depth_distribution([b["gain"] for b in blocks]).tolist())])
 
 
@@ -180,8 +190,7 @@ def run_ensemble(model_dirs, data_dir="", num_images=0, path_samples=1000, ks=No
             "path_gradient": ensemble.gradient_by_length(model, images, labels, path_samples, ks, seed, batch_size),
             "history": rows, "scale_correlation": ensemble.scale_correlation(rows),
             "interpolations": [{k: i[k] for k in ("epoch", "from_blocks", "to_blocks", "from_step_size",
-                                                  "to_step_size", "mean_depth_before", "mean_depth_after")}
-                               for i in results["interpolations"]],
+                                                  "to_step_size")} for i in results["interpolations"]],
             "distributions": _distributions(rows, blocks) if rows else [],
         }
         if lesion_draws:

@@ -227,34 +227,42 @@ def lesion_crosscheck(model: keras.Model, gains: dict[str, float], images: np.nd
 
 
 # -- over training -----------------------------------------------------------------------------------
+def _row(epoch: int, cycle: dict, scalars: dict, at_start: bool, accuracy: float | None) -> dict:
+    gains = {name: values["gain"] for name, values in scalars.items()}
+    row = {"epoch": epoch, "cycle": cycle["cycle"], "step_size": cycle["step_size"], "at_start": at_start,
+           "test_accuracy": accuracy,
+           **depth_summary(list(gains.values())), "gains": gains, "mean_gain": float(np.mean(list(gains.values()))),
+           "scales": {name: {k: values[k] for k in SCALES if k in values} for name, values in scalars.items()}}
+    for key in SCALES:
+        values = [s[key] for s in row["scales"].values() if key in s]
+        if values:
+            row[f"mean_{key}"] = float(np.mean(values))
+    return row
+
+
 def history(results: dict) -> list[dict]:
-    """Per recorded epoch of a run: its depth summary and the mean gain and scales over blocks, from the
-    gains and scales the trainer logged (``block_scalars``). Epochs of runs that predate them are left out."""
-    rows = []
+    """The effective depth over a run, from what the trainer logged: one row at the start of every cycle
+    (before its first step: initialisation, or just after an interpolation; ``at_start``) and one at the
+    end of every epoch, in time order, each with its gains, depth summary and mean scales. Epochs and
+    cycles of runs that predate the gains are left out."""
+    after = {change["cycle"]: change["test_accuracy_after"] for change in results["interpolations"]}
+    cycles = {c["cycle"]: c for c in results["cycles"]}
+    rows = [_row(c["start_epoch"], c, {name: {"gain": g} for name, g in c["gains_at_start"].items()},
+                 True, after.get(c["cycle"])) for c in results["cycles"] if c["gains_at_start"]]
     for epoch in results["epochs"]:
-        scalars = epoch["block_scalars"]
-        gains = [s["gain"] for s in scalars.values() if "gain" in s]
-        if not gains:
-            continue
-        row = {"epoch": epoch["epoch"], "cycle": epoch["cycle"], "test_accuracy": epoch["test_accuracy"],
-               **depth_summary(gains), "gains": {name: s["gain"] for name, s in scalars.items() if "gain" in s},
-               "mean_gain": float(np.mean(gains)),
-               "scales": {name: {k: s[k] for k in SCALES if k in s} for name, s in scalars.items()}}
-        for key in SCALES:
-            values = [s[key] for s in scalars.values() if key in s]
-            if values:
-                row[f"mean_{key}"] = float(np.mean(values))
-        rows.append(row)
-    return rows
+        scalars = {name: values for name, values in epoch["block_scalars"].items() if "gain" in values}
+        if scalars and epoch["cycle"] in cycles:
+            rows.append(_row(epoch["epoch"], cycles[epoch["cycle"]], scalars, False, epoch["test_accuracy"]))
+    return sorted(rows, key=lambda row: (row["epoch"], row["at_start"]))
 
 
 def scale_correlation(rows: list[dict]) -> float | None:
     """How batch norm's scale drives the gains: Pearson's r between ``log a_l`` and
-    ``log(|gamma_l| * ||W_l||)`` over every block and epoch of ``history`` (the branch's output
-    scales with both), where the trainer logged them."""
-    pairs = [(row["gains"][name], scales) for row in rows for name, scales in row.get("scales", {}).items()]
-    pairs = [(g, s["bn_gamma"] * s["kernel_norm"]) for g, s in pairs
-             if g > 0 and s.get("bn_gamma", 0) > 0 and s.get("kernel_norm", 0) > 0]
+    ``log(h |gamma_l| ||W_l||)`` over every block and epoch of ``history`` (the branch's output
+    scales with all three), where the trainer logged them."""
+    pairs = [(row["gains"][name], row["step_size"] * s["bn_gamma"] * s["kernel_norm"])
+             for row in rows for name, s in row["scales"].items() if "bn_gamma" in s and "kernel_norm" in s]
+    pairs = [(g, scale) for g, scale in pairs if g > 0 and scale > 0]
     if len(pairs) < 3:
         return None
     logs = np.log(np.array(pairs))

@@ -8,8 +8,9 @@ and it passes every payload through :func:`load` (upgrade an older version, then
 Versions: 1 had no ``schema_version`` (and, in its first runs, no ``startup_seconds``); 2 adds
 ``schema_version`` and each epoch's ``block_scalars`` (a family's per-block scalars, e.g. LM-ResNet's
 ``k``); 3 adds each epoch's ``ensemble`` (the effective depth, ``ml_resnet_tf.ensemble``), the branch
-gains and scales inside ``block_scalars``, and each interpolation's ``mean_depth_before/after``; older
-runs get ``None`` there. :func:`upgrade` fills what an older file lacks, so every finished run stays readable.
+gains and scales inside ``block_scalars``, and each cycle's ``gains_at_start`` (before its first step:
+at initialisation, or just after an interpolation); older runs get ``None`` and ``{}`` there.
+:func:`upgrade` fills what an older file lacks, so every finished run stays readable.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class _CycleStart(TypedDict):
     step_size: float
     params: int
     xla: bool
+    gains_at_start: dict[str, float]
 
 
 class Cycle(_CycleStart, total=False):
@@ -80,8 +82,6 @@ class Interpolation(TypedDict):
     test_accuracy_after: float
     top1_agreement: float
     relative_logit_change: float
-    mean_depth_before: float | None
-    mean_depth_after: float | None
 
 
 class Final(TypedDict):
@@ -129,11 +129,10 @@ def upgrade(payload: dict) -> dict:
             epoch.setdefault("startup_seconds", 0.0)
             epoch.setdefault("block_scalars", {})
             epoch.setdefault("ensemble", None)
-    changes = payload.get("interpolations")
-    for change in changes if isinstance(changes, list) else []:
-        if isinstance(change, dict):
-            change.setdefault("mean_depth_before", None)
-            change.setdefault("mean_depth_after", None)
+    cycles = payload.get("cycles")
+    for cycle in cycles if isinstance(cycles, list) else []:
+        if isinstance(cycle, dict):
+            cycle.setdefault("gains_at_start", {})
     payload["schema_version"] = SCHEMA_VERSION
     return payload
 

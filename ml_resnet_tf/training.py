@@ -69,13 +69,8 @@ def _train_time(summary):
             f"(+{_duration(summary.get('startup_seconds', 0.0))} start-up)")
 
 
-def _mean_depth(model, probe):
-    return ensemble.depth_summary(list(ensemble.block_gains(model, probe).values()))["mean_depth"]
-
-
-def _interpolate(model, cycle, test_data, test_labels, probe, seed):
-    """Interpolates into ``cycle``'s architecture and measures what the interpolation changed: the
-    function (accuracy, agreement) and the effective depth, before any training changes it."""
+def _interpolate(model, cycle, test_data, test_labels, seed):
+    """Interpolates into ``cycle``'s architecture and measures what the interpolation changed."""
     started = time.perf_counter()
     keras.utils.set_random_seed(seed + cycle.index)  # identity-initialized blocks draw weights
     new_model = interpolate(model)
@@ -93,8 +88,6 @@ def _interpolate(model, cycle, test_data, test_labels, probe, seed):
         "test_accuracy_before": float(np.mean(before.argmax(-1) == test_labels)),
         "test_accuracy_after": float(np.mean(after.argmax(-1) == test_labels)),
         **analysis.logit_agreement(before, after),
-        "mean_depth_before": _mean_depth(model, probe),
-        "mean_depth_after": _mean_depth(new_model, probe),
     }
 
 
@@ -107,6 +100,9 @@ def _start_cycle(model, cycle, config, images, test_data, probe, schedule, steps
     recompiling would retrace the training step (seconds to minutes per cycle).
     An interpolation is also written to TensorBoard (``interpolation/*`` in the ``dynamics``
     run) at the epoch where it happens, so the points stand out beside the accuracy curves.
+    Every cycle records its branch gains before its first step (``gains_at_start``): at
+    initialisation, and just after an interpolation, so the effective depth's jump is seen apart
+    from the training that follows it.
     """
     if model is not None and odenet.blocks_per_stage(model) == cycle.blocks_per_stage:
         for momentum in model.optimizer.momentums:
@@ -118,26 +114,30 @@ def _start_cycle(model, cycle, config, images, test_data, probe, schedule, steps
                                          config.sync_batch_norm, stochastic_depth=config.stochastic_depth,
                                          memory_efficient=config.memory_efficient)
         else:
-            model, change = _interpolate(model, cycle, test_data, images.test_labels, probe, config.seed)
+            model, change = _interpolate(model, cycle, test_data, images.test_labels, config.seed)
             results["interpolations"] = [i for i in results["interpolations"] if i["cycle"] < cycle.index] + [change]
             with writer.as_default(step=cycle.start_epoch):
-                for key in ("test_accuracy_before", "test_accuracy_after", "top1_agreement", "relative_logit_change",
-                            "mean_depth_before", "mean_depth_after"):
+                for key in ("test_accuracy_before", "test_accuracy_after", "top1_agreement", "relative_logit_change"):
                     tf.summary.scalar(f"interpolation/{key}", change[key])
             log(f"interpolated {odenet.format_blocks(change['from_blocks'])} (h={change['from_step_size']:g}) "
                 f"-> {odenet.format_blocks(change['to_blocks'])} (h={change['to_step_size']:g}) at epoch "
                 f"{cycle.start_epoch}: test accuracy {change['test_accuracy_before']:.2%} -> "
                 f"{change['test_accuracy_after']:.2%}, top-1 agreement {change['top1_agreement']:.2%}, "
-                f"relative logit change {change['relative_logit_change']:.3f}, effective depth "
-                f"{change['mean_depth_before']:.2f} -> {change['mean_depth_after']:.2f} blocks")
+                f"relative logit change {change['relative_logit_change']:.3f}")
         compile_model(model, schedule, config.momentum, cycle.start_epoch * steps, config.jit_compile,
                              config.steps_per_execution)
+    gains = ensemble.block_gains(model, probe)
+    depth = ensemble.depth_summary(list(gains.values()))
+    with writer.as_default(step=cycle.start_epoch):
+        tf.summary.scalar("ensemble/mean_depth_at_cycle_start", depth["mean_depth"])
+    log(f"cycle {cycle.index} opens with an effective depth of {depth['mean_depth']:.2f} of {depth['num_blocks']} "
+        f"blocks (mean path length, ml_resnet_tf.ensemble)")
     results["cycles"] = results["cycles"][:cycle.index - 1] + [{
         "cycle": cycle.index, "start_epoch": cycle.start_epoch, "end_epoch": cycle.end_epoch,
         "blocks_per_stage": list(cycle.blocks_per_stage), "step_size": cycle.step_size,
         "params": odenet.trainable_params(model),
         # What Keras made of --jit_compile: it falls back to no XLA, e.g. with --deterministic.
-        "xla": bool(model.jit_compile)}]
+        "xla": bool(model.jit_compile), "gains_at_start": gains}]
     return model
 
 

@@ -113,7 +113,8 @@ def results_payload(accuracies=(0.5,), status="finished", cycles=(), final=None,
     payload = {"schema_version": 3, "status": status, "flags": flags or {}, "time_note": "", "interpolations": [],
                "epochs": epochs, "checkpoint": None,
                "cycles": [{"cycle": i + 1, "start_epoch": start, "end_epoch": end, "blocks_per_stage": list(blocks),
-                           "step_size": 1.0, "params": 1, "xla": False}
+                           "step_size": 1.0, "params": 1, "xla": False,
+                           "gains_at_start": {}}
                           for i, (start, end, blocks) in enumerate(cycles)]}
     if status == "finished":
         payload["final"] = {"test_error": 1 - accuracies[-1], "test_accuracy": accuracies[-1], "train_seconds": 1.0,

@@ -109,14 +109,16 @@ def test_narrowest_window_prefers_the_shortest_run():
 
 
 def test_history_reads_the_recorded_gains_and_scales():
-    payload = helpers.results_payload((0.3, 0.5))
+    payload = helpers.results_payload((0.3, 0.5), cycles=[(0, 2, (3,))])
+    payload["cycles"][0]["gains_at_start"] = {f"b{i}": 0.1 for i in range(3)}
     for epoch, gain in zip(payload["epochs"], (0.5, 1.0)):
         epoch["block_scalars"] = {f"b{i}": {"gain": gain * (i + 1), "bn_gamma": gain * (i + 1), "kernel_norm": 2.0}
                                   for i in range(3)}
     rows = ensemble.history(payload)
-    assert [r["mean_depth"] for r in rows] == pytest.approx(
-        [ensemble.depth_summary([0.5, 1.0, 1.5])["mean_depth"], ensemble.depth_summary([1.0, 2.0, 3.0])["mean_depth"]])
-    assert rows[1]["mean_bn_gamma"] == pytest.approx(2.0)
+    assert [(r["epoch"], r["at_start"]) for r in rows] == [(0, True), (1, False), (2, False)]
+    assert [r["mean_depth"] for r in rows] == pytest.approx([ensemble.depth_summary(g)["mean_depth"] for g in (
+        [0.1] * 3, [0.5, 1.0, 1.5], [1.0, 2.0, 3.0])])
+    assert rows[2]["mean_bn_gamma"] == pytest.approx(2.0) and "mean_bn_gamma" not in rows[0]
     assert ensemble.scale_correlation(rows) == pytest.approx(1.0)  # gain proportional to gamma here
     assert ensemble.history(helpers.results_payload((0.3,))) == []  # a run recorded before the gains
 
@@ -125,11 +127,10 @@ def test_schema_3_reads_runs_recorded_before_the_ensemble_fields():
     payload = helpers.results_payload((0.3,))
     payload["schema_version"] = 2
     del payload["epochs"][0]["ensemble"]
-    payload["interpolations"] = [{"cycle": 2, "epoch": 1, "from_blocks": [1], "to_blocks": [2], "from_step_size": 1.0,
-                                  "to_step_size": 0.5, "seconds": 1.0, "test_accuracy_before": 0.3,
-                                  "test_accuracy_after": 0.2, "top1_agreement": 0.9, "relative_logit_change": 0.1}]
+    payload["cycles"] = [{"cycle": 1, "start_epoch": 0, "end_epoch": 1, "blocks_per_stage": [1], "step_size": 1.0,
+                          "params": 1, "xla": False}]
     loaded = schema.load(payload)
-    assert loaded["epochs"][0]["ensemble"] is None and loaded["interpolations"][0]["mean_depth_after"] is None
+    assert loaded["epochs"][0]["ensemble"] is None and loaded["cycles"][0]["gains_at_start"] == {}
     bad = helpers.results_payload((0.3,))
     bad["epochs"][0]["ensemble"] = {"num_blocks": 3}
     with pytest.raises(schema.SchemaError, match="ensemble"):

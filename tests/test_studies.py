@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import shutil
 
 import pytest
 
@@ -88,7 +89,7 @@ def test_ensemble_binary_writes_json_and_figures_beside_the_run(trained_run):
     assert study["settings"]["path_samples"] == 6 and entry["num_images"] == 40
     assert [r["k"] for r in entry["path_gradient"]["per_length"]] == [0, 1, 2, 3]
     assert sum(entry["depth"]["distribution"]) == pytest.approx(1.0)
-    assert [row["epoch"] for row in entry["history"]] == [1] and len(entry["distributions"]) == 2
+    assert [row["epoch"] for row in entry["history"]] == [0, 1] and len(entry["distributions"]) == 3
     assert [r["removed"] for r in entry["lesion"]["random_deletions"]] == [1]
     for name in ("depth", "distribution", "gains", "gradient", "lesion"):
         assert os.path.getsize(folder / f"ensemble-{name}.png") > 10_000
@@ -135,3 +136,18 @@ def test_figure_harness_draws_the_learning_rate_studies_from_finished_runs(tmp_p
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(os.listdir(tmp_path / "results")) == ["figure10-scale0.01.png", "figure9-scale0.01.png"]
     assert studies.lr_grid(root, ["cifar10"])[0][1][0.001] == [(0.05, 0.505), (0.1, 0.51), (0.2, 0.52)]
+
+
+def test_figure_harness_runs_the_ensemble_analysis_on_its_two_runs(tmp_path, trained_run):
+    root = tmp_path / "runs" / "figures-scale0.01"
+    for run in studies.figure_runs("ensemble", ["cifar10"]):
+        shutil.copytree(trained_run, root / run.key, ignore=shutil.ignore_patterns("analysis"))
+    result = helpers.run_module("experiments.figures", "--notrain", "--figures=ensemble", "--datasets=cifar10",
+                                "--scale=0.01", "--num_images=20", "--path_samples=2", "--draws=1",
+                                f"--runs_dir={tmp_path / 'runs'}", f"--results_dir={tmp_path / 'results'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(os.listdir(tmp_path / "results")) == sorted(
+        ["ensemble-scale0.01.json"] + [f"ensemble-{n}-scale0.01.png"
+                                       for n in ("depth", "distribution", "gains", "gradient", "lesion")])
+    study = json.loads((tmp_path / "results" / "ensemble-scale0.01.json").read_text())
+    assert [e["label"] for e in study["runs"]] == ["resnet50_i_cifar10: 1-1-1", "resnet50_cifar10: 1-1-1"]
