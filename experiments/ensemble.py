@@ -15,7 +15,8 @@ images, in inference mode (``ml_resnet_tf.ensemble`` has the definitions):
 * from results.json, the effective depth the trainer recorded at every epoch and around every
   interpolation.
 
-It writes ``ensemble.json`` and ``ensemble-{depth,distribution,gains,gradient,lesion}.png``.
+It writes ``ensemble.json``, a summary table ``ensemble.md`` (also printed) and
+``ensemble-{depth,distribution,gains,gradient,lesion}.png``.
 """
 
 import os
@@ -70,7 +71,11 @@ def main(argv):
                 "lesion_draws": FLAGS.lesion_draws, "seed": FLAGS.seed, "batch_norm": "inference",
                 "gradient_at": "input of the first block", "gradient_share": ensemble.GRADIENT_SHARE}
     write_json(os.path.join(folder, "ensemble.json"), {"settings": settings, "runs": entries})
-    for path in [os.path.join(folder, "ensemble.json")] + studies.draw_ensemble_figures(folder, entries):
+    with open(os.path.join(folder, "ensemble.md"), "w") as f:
+        f.write(studies.ensemble_table(entries))
+    print(studies.ensemble_table(entries))
+    for path in [os.path.join(folder, name) for name in ("ensemble.json", "ensemble.md")] + \
+            studies.draw_ensemble_figures(folder, entries):
         print(f"wrote {path}")
 
 

@@ -207,6 +207,33 @@ def run_ensemble(model_dirs, data_dir="", num_images=0, path_samples=1000, ks=No
 GRADIENT_WORDS = f"{ensemble.GRADIENT_SHARE:.0%} of the gradient flows along paths of length"
 
 
+def _fixed(value, digits=2):
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def ensemble_table(entries) -> str:
+    """Markdown: per run, the effective depth at the start and end of every cycle, and the final
+    checkpoint's depth, gradient window and the two cross-checks."""
+    lines = ["| run | effective depth by cycle: start → end (blocks) | final: mean / n | P(r < n/2) | "
+             f"gradient: peak k, {ensemble.GRADIENT_SHARE:.0%} window | ρ(gain, lesion) | ρ(weight lost, error) | "
+             "r(log a, log hγ‖W‖) | test acc. |", "|---|---|---|---|---|---|---|---|---|"]
+    for e in entries:
+        cycles = {}
+        for row in e["history"]:
+            cycles.setdefault(row["cycle"], []).append(row)
+        spans = "; ".join(f"{rows[0]['num_blocks']}: {rows[0]['mean_depth']:.2f} → {rows[-1]['mean_depth']:.2f}"
+                          for rows in cycles.values()) or "not recorded"
+        depth, gradient, lesion_check = e["depth"], e["path_gradient"], e.get("lesion", {})
+        accuracy = "n/a" if e["test_error"] is None else f"{1 - e['test_error']:.1%}"
+        lines.append(
+            f"| {e['label']} | {spans} | {depth['mean_depth']:.2f} / {depth['num_blocks']} = "
+            f"{depth['relative_depth']:.2f} | {depth['short_fraction']:.2f} | {gradient['peak_length']}, "
+            f"{gradient['window'][0]}–{gradient['window'][1]} | "
+            f"{_fixed(lesion_check.get('gain_vs_single_lesion_rho'))} | "
+            f"{_fixed(lesion_check.get('weight_vs_error_rho'))} | {_fixed(e['scale_correlation'])} | {accuracy} |")
+    return "\n".join(lines) + "\n"
+
+
 def draw_ensemble_figures(folder, entries, note="", suffix=""):
     """The ensemble analysis' five PNGs in ``folder``; returns their paths."""
     def out(name):
