@@ -231,6 +231,18 @@ def ensemble_table(entries) -> str:
             f"{gradient['window'][0]}–{gradient['window'][1]} | "
             f"{_fixed(lesion_check.get('gain_vs_single_lesion_rho'))} | "
             f"{_fixed(lesion_check.get('weight_vs_error_rho'))} | {_fixed(e['scale_correlation'])} | {accuracy} |")
+    lines += ["", "Batch-norm scale and gains within each cycle, first → last epoch (means over blocks):", "",
+              "| run | cycle | blocks | h | gain a | BN |γ| | ‖W‖ last kernel | effective depth |",
+              "|---|---|---|---|---|---|---|---|"]
+    for e in entries:
+        for cycle in sorted({row["cycle"] for row in e["history"]}):
+            rows = [row for row in e["history"] if row["cycle"] == cycle and not row["at_start"]]
+            if rows:
+                first, last = rows[0], rows[-1]
+                spans = [f"{_fixed(first.get(k), 3)} → {_fixed(last.get(k), 3)}"
+                         for k in ("mean_gain", "mean_bn_gamma", "mean_kernel_norm", "mean_depth")]
+                lines.append(f"| {e['label']} | {cycle} | {last['num_blocks']} | {last['step_size']:g} | "
+                             + " | ".join(spans) + " |")
     return "\n".join(lines) + "\n"
 
 

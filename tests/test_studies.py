@@ -94,7 +94,8 @@ def test_ensemble_binary_writes_json_and_figures_beside_the_run(trained_run):
     for name in ("depth", "distribution", "gains", "gradient", "lesion"):
         assert os.path.getsize(folder / f"ensemble-{name}.png") > 10_000
     table = (folder / "ensemble.md").read_text().splitlines()
-    assert len(table) == 3 and table[2].startswith("| resnet8: 1-1-1 | 3: ") and table[2] in result.stdout
+    assert table[2].startswith("| resnet8: 1-1-1 | 3: ") and table[2] in result.stdout
+    assert table[-1].startswith("| resnet8: 1-1-1 | 1 | 3 | 1 | ")
     result = helpers.run_module("experiments.ensemble", f"--model_dir={trained_run}", "--ks=2,9")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert helpers.error_lines(result.stderr) == ["error: --ks: path lengths must lie in 0 ... 3, got [2, 9]"]
