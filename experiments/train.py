@@ -33,7 +33,9 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
         with common.one_line_errors():
-            train(config.from_flags(FLAGS.flag_values_dict()))
+            # Keras' progress bar redraws one line with escape codes: right in a terminal, hundreds of
+            # garbled updates in a log file. Elsewhere, one line per epoch (verbose=2).
+            train(config.from_flags(FLAGS.flag_values_dict()), verbose=1 if sys.stdout.isatty() else 2)
     except KeyboardInterrupt:
         print(f"\ninterrupted: rerun the same command to resume {FLAGS.model_dir} "
               "from its last finished epoch", file=sys.stderr)

@@ -1,5 +1,6 @@
 """The per-epoch recorder of a run: timing, block dynamics in TensorBoard, checkpoint and results line."""
 
+import math
 import time
 
 import keras
@@ -24,6 +25,9 @@ class EpochRecorder(keras.callbacks.Callback):
     run would charge it to the depth it measures. It is recorded apart, as
     ``startup_seconds``: the first step's time beyond the mean of the epoch's other steps.
     An epoch of one step has nothing to compare with and keeps it in ``train_seconds``.
+
+    An epoch whose training or test loss is not finite is not recorded or checkpointed: the run
+    stops there (``diverged`` says where), so the last checkpoint stays the last finite model.
     """
 
     def __init__(self, record, cycle, schedule, probe_images, writer):
@@ -32,7 +36,7 @@ class EpochRecorder(keras.callbacks.Callback):
         self.probe_images, self.writer = probe_images, writer
 
     def on_train_begin(self, logs=None):
-        self.opens_fit = True
+        self.opens_fit, self.diverged = True, None
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started, self.test_seconds, self.first_step_done = time.perf_counter(), 0.0, None
@@ -57,6 +61,11 @@ class EpochRecorder(keras.callbacks.Callback):
         return max(0.0, first - steady)
 
     def on_epoch_end(self, epoch, logs=None):
+        losses = {key: float(logs.get(key, math.nan)) for key in ("loss", "val_loss")}
+        if not all(math.isfinite(value) for value in losses.values()):
+            self.diverged = (epoch + 1, losses)
+            self.model.stop_training = True
+            return
         seconds = time.perf_counter() - self.started - self.test_seconds
         startup, self.opens_fit = self._startup(seconds), False
         norms = analysis.residual_norms(self.model, self.probe_images)

@@ -2,7 +2,8 @@
 
 Layout of ``model_dir``::
 
-    results.json               flags, per-epoch and per-cycle records, status
+    results.json               flags, per-epoch and per-cycle records, status (running, finished, failed)
+    .lock                      flock'ed by the one process training into the folder (``lock``)
     checkpoints/epoch_NNNN.keras  model + optimizer state after the last finished epoch
     model.keras                the final model, once the run is finished
     train/ validation/ dynamics/  TensorBoard event files
@@ -14,6 +15,8 @@ resume from. A directory that holds something else, or a run with other flags,
 is refused rather than overwritten.
 """
 
+import contextlib
+import fcntl
 import json
 import os
 
@@ -23,6 +26,7 @@ from ml_resnet_tf import schema
 
 RESULTS = "results.json"
 FINAL_MODEL = "model.keras"
+LOCK = ".lock"  # held (flock) by the process training into the folder; the kernel drops it if that process dies
 # Flags that may differ when a run resumes: where the data lives, and how the same steps are
 # compiled, dispatched and recomputed (--memory_efficient), do not change the run.
 RESUMABLE_CHANGES = frozenset({"data_dir", "download", "model_dir", "jit_compile", "steps_per_execution",
@@ -90,13 +94,17 @@ class RunRecord:
                     f"{f' (and {len(changed) - 1} more flags)' if len(changed) > 1 else ''}: "
                     "pass its flags to resume it, or choose a new --model_dir")
             return cls(model_dir, results)
-        if os.path.exists(model_dir) and (not os.path.isdir(model_dir) or os.listdir(model_dir)):
+        if os.path.exists(model_dir) and (not os.path.isdir(model_dir) or set(os.listdir(model_dir)) - {LOCK}):
             raise RunError(f"{model_dir} exists and holds no {RESULTS}: choose a new or empty --model_dir")
         return cls(model_dir, schema.new(flags, TIME_NOTE))
 
     @property
     def finished(self):
         return self.results["status"] == "finished"
+
+    @property
+    def failed(self):
+        return self.results["status"] == "failed"
 
     @property
     def epochs_done(self):
@@ -129,6 +137,33 @@ class RunRecord:
         model.save(os.path.join(self.model_dir, FINAL_MODEL))
         self.results.update(status="finished", final=final)
         self.save()
+
+    def fail(self, failure: str) -> None:
+        """Marks the run failed (e.g. diverged), keeping its last good checkpoint and every epoch before."""
+        self.results.update(status="failed", failure=failure)
+        self.save()
+
+
+@contextlib.contextmanager
+def lock(model_dir: str):
+    """Holds ``model_dir``'s lock for the ``with`` block, or raises RunError if another process holds it.
+    An advisory ``flock``: released when the block ends or the process dies, so it never goes stale."""
+    try:
+        os.makedirs(model_dir, exist_ok=True)
+        handle = open(os.path.join(model_dir, LOCK), "a")
+    except OSError as error:
+        raise RunError(f"cannot write into {model_dir} ({error.strerror}): choose a --model_dir you can write to") \
+            from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise RunError(f"another process is training into {model_dir}: wait for it to end, "
+                       "or choose another --model_dir") from None
+    try:
+        yield
+    finally:
+        handle.close()  # closing drops the lock
 
 
 def load_results(model_dir: str) -> schema.Results | None:

@@ -104,9 +104,10 @@ class _ResultsRequired(TypedDict):
 
 class Results(_ResultsRequired, total=False):
     final: Final  # once finished
+    failure: str  # once failed: what went wrong, in one line
 
 
-STATUSES = ("running", "finished")
+STATUSES = ("running", "finished", "failed")
 
 
 def new(flags: dict, time_note: str) -> Results:
@@ -150,6 +151,8 @@ def validate(results: dict) -> None:
         raise SchemaError(f"status is {results['status']!r}, not one of {', '.join(STATUSES)}")
     if results["status"] == "finished" and "final" not in results:
         raise SchemaError("a finished run needs its 'final' record")
+    if results["status"] == "failed" and "failure" not in results:
+        raise SchemaError("a failed run needs its 'failure' line")
 
 
 def _check(value, kind, where):

@@ -44,7 +44,7 @@ from ml_resnet_tf.config import DEFAULTS, ConfigError, TrainConfig
 from ml_resnet_tf.interpolation import interpolate
 from ml_resnet_tf.optimizer import compile_model
 from ml_resnet_tf.recorder import EpochRecorder
-from ml_resnet_tf.records import RunRecord
+from ml_resnet_tf.records import RunError, RunRecord, lock
 from ml_resnet_tf.schedules import CyclicCosineDecay
 
 PROBE_IMAGES = 500  # test images on which residual norms and branch gains are logged every epoch
@@ -146,12 +146,13 @@ def train(config: TrainConfig, callbacks=(), verbose: int = 1, log=print) -> dic
 
     ``callbacks`` are extra Keras callbacks for every cycle's ``fit``.
     Raises ConfigError, data.DataError or records.RunError with a one-line message.
+
+    Nothing is written until every flag is checked and the data are read. Then one process at a
+    time trains into a ``model_dir`` (``records.lock``), and the run folder is read again once the
+    lock is held, so a second process never works from a stale record.
     """
     record = RunRecord.open(config.model_dir, dataclasses.asdict(config), DEFAULTS)
-    if record.finished:
-        final = record.results["final"]
-        log(f"{config.model_dir} holds a finished run: test error {final['test_error']:.2%}, "
-            f"{_train_time(final)}; nothing to do")
+    if _settled(record, log):
         return record.results
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -169,13 +170,30 @@ def train(config: TrainConfig, callbacks=(), verbose: int = 1, log=print) -> dic
         raise ConfigError(f"--batch_size={batch_size} is larger than the {len(images.train_images)} training images")
     log(f"{config.strategy} strategy: {strategy.num_replicas_in_sync} replicas, global batch {batch_size}, "
         f"{config.mixed_precision}, jit_compile={config.jit_compile}, steps_per_execution={config.steps_per_execution}")
-    previous_policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(config.mixed_precision)
-    try:
-        with strategy.scope():
-            return _train(config, record, images, batch_size, steps, callbacks, verbose, log)
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
+    with lock(config.model_dir):
+        record = RunRecord.open(config.model_dir, dataclasses.asdict(config), DEFAULTS)
+        if _settled(record, log):  # finished, or failed, by another process since
+            return record.results
+        record.save()  # results.json before anything else: from here on a kill leaves a run that resumes
+        previous_policy = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(config.mixed_precision)
+        try:
+            with strategy.scope():
+                return _train(config, record, images, batch_size, steps, callbacks, verbose, log)
+        finally:
+            keras.config.set_dtype_policy(previous_policy)
+
+
+def _settled(record, log) -> bool:
+    """True for a finished run (reported); raises RunError for a failed one; False for one to train."""
+    if record.failed:
+        raise RunError(f"{record.model_dir} holds a run that failed ({record.results['failure']}); "
+                       "move it away or choose a new --model_dir")
+    if record.finished:
+        final = record.results["final"]
+        log(f"{record.model_dir} holds a finished run: test error {final['test_error']:.2%}, "
+            f"{_train_time(final)}; nothing to do")
+    return record.finished
 
 
 def _train(config, record, images, batch_size, steps, callbacks, verbose, log):
@@ -199,13 +217,16 @@ def _train(config, record, images, batch_size, steps, callbacks, verbose, log):
                                  writer)
             record.save()
         first = max(done, cycle.start_epoch)
+        recorder = EpochRecorder(record, cycle, schedule, probe, writer)
         model.fit(data.train_dataset(images.train_images, images.train_labels, images.spec.pad, batch_size,
                                      config.seed, first, cycle.end_epoch, config.data_threads),
                   epochs=cycle.end_epoch, initial_epoch=first, steps_per_epoch=steps,
                   validation_data=test_data, shuffle=False, verbose=verbose,
-                  callbacks=[EpochRecorder(record, cycle, schedule, probe, writer),
+                  callbacks=[keras.callbacks.TerminateOnNaN(), recorder,
                              keras.callbacks.TensorBoard(config.model_dir, write_graph=False, profile_batch=0),
                              *callbacks])
+        if recorder.diverged:
+            _fail(record, *recorder.diverged)
         done = cycle.end_epoch
         summary = _close_cycle(results, cycle)
         record.save()
@@ -224,6 +245,17 @@ def _train(config, record, images, batch_size, steps, callbacks, verbose, log):
         f"results in {os.path.join(config.model_dir, 'results.json')}, "
         f"TensorBoard: tensorboard --logdir {config.model_dir}")
     return results
+
+
+def _fail(record, epoch, losses):
+    """Marks a diverged run failed and stops it with one line; its last checkpoint is the last finite model."""
+    shown = ", ".join(f"{'train' if key == 'loss' else 'test'} loss {value}" for key, value in losses.items())
+    kept = record.results["checkpoint"]
+    failure = (f"the run diverged in epoch {epoch} ({shown}) and is marked failed; "
+               + (f"its last finite checkpoint is {kept}" if kept else "no epoch finished with a finite loss")
+               + ": lower --lr_max, or check the data, and train into a new --model_dir")
+    record.fail(failure)
+    raise RunError(f"{record.model_dir}: {failure}")
 
 
 def _close_cycle(results, cycle):

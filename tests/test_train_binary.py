@@ -60,6 +60,9 @@ def test_other_flags_on_an_existing_run(tmp_path, tiny_cifar10):
     first = run_train(f"--model_dir={folder}", "--epochs=1", *common)
     assert first.returncode == 0, first.stderr
     assert "finished: test error" in first.stdout and "cycle 1/1: 1-1-1 blocks" in first.stdout
+    # Not a terminal: one plain line per epoch instead of the progress bar's escape-coded updates.
+    assert "\x1b[" not in first.stdout and "━" not in first.stdout and "\r" not in first.stdout
+    assert sum(line.startswith("2/2 - ") for line in first.stdout.splitlines()) == 1, first.stdout
     results = (folder / "results.json").read_bytes()
     again = run_train(f"--model_dir={folder}", "--epochs=2", *common)
     assert again.returncode == 1
