@@ -108,6 +108,11 @@ class TrainConfig:
         _check(not self.memory_efficient or spec.family in reversible,
                f"--memory_efficient recomputes activations from the inverse, which {spec.family} has not: "
                f"use a reversible --model ({', '.join(reversible)}) or drop the flag")
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            _check(not isinstance(value, float) or math.isfinite(value),
+                   f"--{field.name} must be a finite number, got {value}")
+        _check(0 <= self.seed <= MAX_SEED, f"--seed must be a whole number from 0 to {MAX_SEED}, got {self.seed}")
         for name in ("epochs", "step_size", "lr_max", "momentum", "scale"):
             _check(getattr(self, name) > 0, f"--{name} must be positive, got {getattr(self, name)}")
         for name in ("batch_size", "lr_min", "weight_decay", "train_subset", "data_threads"):
@@ -119,7 +124,7 @@ class TrainConfig:
         _check(self.lr_min <= self.lr_max, f"--lr_min={self.lr_min} is above --lr_max={self.lr_max}")
         bounds = (0,) + self.run_boundaries + (self.run_epochs,)
         scaled = f" (--scale={self.scale:g} makes them {_csv(bounds[1:])})" if self.scale != 1 else ""
-        _check(all(a < b for a, b in zip(bounds, bounds[1:])),
+        _check(all(a < b for a, b in zip(bounds, bounds[1:])) and all(e >= 1 for e in self.interpolate_at),
                f"--interpolate_at={_csv(self.interpolate_at)} must be increasing epochs between 1 and "
                f"--epochs - 1 = {self.epochs - 1}{scaled}")
         k = self.num_interpolations
@@ -198,6 +203,9 @@ class TrainConfig:
 FIELDS = {field.name: field for field in dataclasses.fields(TrainConfig)}
 # The flags a run may omit; a stored run that predates one of them resumes with its default.
 DEFAULTS = {name: field.default for name, field in FIELDS.items()}
+
+
+MAX_SEED = 2 ** 31 - 1  # a run also seeds with seed + cycle; TensorFlow, NumPy and Python all take it
 
 
 def _scaled(epochs, scale):

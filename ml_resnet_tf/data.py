@@ -72,6 +72,11 @@ def _read_records(path, header, image_bytes):
 
 def _read_cifar(folder, files, header):
     labels, images = zip(*(_read_records(os.path.join(folder, f), header, 3072) for f in files))
+    counts = [len(batch) for batch in images]
+    for name, count in zip(files, counts):  # CIFAR-10's five training files hold 10,000 images each
+        if count != max(counts):
+            raise DataError(f"{os.path.join(folder, name)} holds {count} images, the other training files "
+                            f"{max(counts)}: it is cut short; unpack the archive again")
     images = np.concatenate(images).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return np.ascontiguousarray(images), np.concatenate(labels)[:, -1].astype(np.int32)
 
@@ -154,6 +159,13 @@ def load(name: str, data_dir: str | None = None, download: bool = True, train_su
     if train_images.shape[1:] != spec.image_shape:
         raise DataError(f"{spec.title} images in {source} have shape {train_images.shape[1:]}, "
                         f"expected {spec.image_shape}")
+    for split, labels in (("training", train_labels), ("test", test_labels)):
+        if labels.size and not 0 <= labels.min() <= labels.max() < spec.num_classes:
+            raise DataError(f"{spec.title} {split} labels in {source} run from {labels.min()} to {labels.max()}, "
+                            f"outside 0-{spec.num_classes - 1}: these are not {spec.title} files")
+    if train_subset > len(train_images):
+        raise DataError(f"--train_subset={train_subset} is more than the {len(train_images):,} training images in "
+                        f"{source}: lower it, or pass 0 for all")
     if train_subset:
         train_images, train_labels = train_images[:train_subset], train_labels[:train_subset]
     return ImageData(spec, train_images, train_labels, test_images, test_labels, source)

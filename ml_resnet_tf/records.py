@@ -19,6 +19,7 @@ import contextlib
 import fcntl
 import json
 import os
+import zipfile
 
 import keras
 
@@ -183,6 +184,9 @@ def load_model(path: str) -> keras.Model:
     """``keras.models.load_model``, with a one-line RunError for a file this code cannot read."""
     try:
         return keras.models.load_model(path)
+    except zipfile.BadZipFile as error:
+        raise RunError(f"{path} is corrupt ({error}): a .keras file is a zip archive; move it away, or "
+                       "resume from an earlier copy") from None
     except (OSError, ValueError, TypeError) as error:
         reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
         raise RunError(f"cannot load {path} ({reason[:200]}); was it written by another version of "

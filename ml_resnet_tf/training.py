@@ -105,7 +105,8 @@ def _start_cycle(model, cycle, config, images, test_data, probe, schedule, steps
     from the training that follows it.
     """
     if model is not None and odenet.blocks_per_stage(model) == cycle.blocks_per_stage:
-        for momentum in model.optimizer.momentums:
+        # Under mixed_float16 Keras wraps SGD in a LossScaleOptimizer, whose inner optimizer holds them.
+        for momentum in getattr(model.optimizer, "inner_optimizer", model.optimizer).momentums:
             momentum.assign(keras.ops.zeros(momentum.shape, momentum.dtype))
     else:
         if model is None:

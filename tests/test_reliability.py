@@ -6,7 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from ml_resnet_tf import records
+from ml_resnet_tf import build_resnet, data, records
+from ml_resnet_tf.data import DataError
 from ml_resnet_tf.records import RunError
 from ml_resnet_tf.training import train
 from tests import helpers
@@ -57,3 +58,39 @@ def test_a_second_process_cannot_train_into_a_locked_folder(tmp_path, tiny_cifar
     train(tiny_config(folder, tiny_cifar10, model="resnet8", start_blocks=(), epochs=1, interpolate_at=()),
           verbose=0, log=lambda line: None)
     assert records.is_finished(str(folder))  # the lock left behind does not stand in the way
+
+
+def test_data_that_cannot_be_right_is_refused(tmp_path):
+    root = tmp_path / "data"
+    helpers.write_cifar10(root, num_train=20, num_test=10)
+    with pytest.raises(DataError, match="--train_subset=21 is more than the 20 training images"):
+        data.load("cifar10", str(root), train_subset=21)
+    path = root / "cifar-10-batches-bin" / "test_batch.bin"
+    raw = bytearray(path.read_bytes())
+    raw[0] = 12  # the first test label
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match="test labels in .* run from 1 to 12, outside 0-9: these are not CIFAR-10"):
+        data.load("cifar10", str(root))
+    batch = root / "cifar-10-batches-bin" / "data_batch_3.bin"
+    batch.write_bytes(batch.read_bytes()[:3073 * 2])  # cut at a record boundary: still whole records
+    with pytest.raises(DataError, match="data_batch_3.bin holds 2 images, the other training files 4: it is cut"):
+        data.load("cifar10", str(root))
+
+
+def test_a_corrupt_checkpoint_is_named_as_corrupt(tmp_path):
+    path = tmp_path / "model.keras"
+    build_resnet((1, 1, 1)).save(path)
+    raw = bytearray(path.read_bytes())
+    middle = len(raw) // 2
+    raw[middle:middle + 64] = bytes(64)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(RunError, match=f"{path} is corrupt"):
+        records.load_model(str(path))
+
+
+def test_a_mixed_float16_baseline_restarts_its_learning_rate(tmp_path, tiny_cifar10):
+    """A restart zeroes the momentum in place; under mixed_float16 the optimizer is Keras' loss-scale wrapper."""
+    config = tiny_config(tmp_path / "run", tiny_cifar10, model="resnet8", start_blocks=(), epochs=2,
+                         interpolate_at=(1,), mixed_precision="mixed_float16", deterministic=False)
+    results = train(config, verbose=0, log=lambda line: None)
+    assert results["status"] == "finished" and len(results["cycles"]) == 2

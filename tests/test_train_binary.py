@@ -29,6 +29,11 @@ def finished_run(tmp_path):
     (["--start_blocks=two"], "--start_blocks takes whole numbers"),
     (["--dataset=imagenet"], "value should be one of"),
     (["--interpolate_at=110,60"], "must be increasing epochs"),
+    (["--interpolate_at=0,2", "--epochs=4"], "--interpolate_at=0,2 must be increasing epochs between 1 and"),
+    (["--lr_max=inf"], "--lr_max must be a finite number, got inf"),
+    (["--weight_decay=nan"], "--weight_decay must be a finite number, got nan"),
+    (["--seed=-1"], "--seed must be a whole number from 0 to 2147483647, got -1"),
+    (["--seed=99999999999"], "--seed must be a whole number from 0 to 2147483647"),
 ])
 def test_bad_flags(args, message, finished_run):
     before = (finished_run / "results.json").read_bytes()
