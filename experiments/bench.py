@@ -21,6 +21,8 @@ import sys
 
 from absl import app, flags
 
+from experiments.usage import reject_positional
+
 flags.DEFINE_enum("backend", os.environ.get("KERAS_BACKEND", "tensorflow"), ["tensorflow", "jax", "torch"],
                   "Keras backend for the model; the input pipeline is measured under tensorflow only.")
 flags.DEFINE_list("families", ["resnet", "wresnet"], "Registered model families (python -m experiments.models), "
@@ -210,8 +212,7 @@ def print_report(result):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    reject_positional(argv)
     os.environ["KERAS_BACKEND"] = FLAGS.backend  # before Keras is first imported
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras

@@ -23,6 +23,8 @@ import sys
 
 from absl import app, flags
 
+from experiments.usage import reject_positional
+
 flags.DEFINE_enum("backend", os.environ.get("KERAS_BACKEND", "tensorflow"), ["tensorflow", "jax", "torch"],
                   "Keras backend.")
 flags.DEFINE_string("family", "hamiltonian", "A reversible family.")
@@ -80,8 +82,7 @@ def targets(rows: list[dict]) -> list[dict]:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    reject_positional(argv)
     if FLAGS.worker:
         return worker(FLAGS.worker)
     from ml_resnet_tf import records, registry

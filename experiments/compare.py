@@ -12,6 +12,7 @@ import sys
 
 from absl import app, flags
 
+from experiments.usage import reject_positional
 from ml_resnet_tf import odenet
 from ml_resnet_tf.records import load_results
 
@@ -30,8 +31,7 @@ def row(model_dir: str, results: dict) -> str:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    reject_positional(argv)
     found = [(d, load_results(d)) for d in FLAGS.model_dirs]
     missing = [d for d, results in found if not results or not results["epochs"]]
     if not FLAGS.model_dirs or missing:

@@ -29,6 +29,7 @@ from experiments import (
     common,  # noqa: E402
     studies,  # noqa: E402
 )
+from experiments.usage import reject_positional  # noqa: E402
 from ml_resnet_tf import ensemble  # noqa: E402
 from ml_resnet_tf.config import ConfigError  # noqa: E402
 from ml_resnet_tf.records import write_json  # noqa: E402
@@ -57,8 +58,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    reject_positional(argv)
     with common.one_line_errors():
         try:
             entries = studies.run_ensemble(FLAGS.model_dir, FLAGS.data_dir, FLAGS.num_images, FLAGS.path_samples,

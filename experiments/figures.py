@@ -32,6 +32,7 @@ from experiments import (  # noqa: E402
     plotting,
     studies,
 )
+from experiments.usage import reject_positional  # noqa: E402
 from ml_resnet_tf import data, records  # noqa: E402
 
 flags.DEFINE_list("figures", list(studies.FIGURES), "Figures to reproduce: any of 3,4,7,lesion,9,10,ensemble.")
@@ -53,8 +54,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    reject_positional(argv)
     suffix = common.scale_label(FLAGS.scale, FLAGS.train_subset)
     note = common.scale_note(FLAGS.scale, FLAGS.train_subset, "")
     root = os.path.join(FLAGS.runs_dir, f"figures{suffix}")

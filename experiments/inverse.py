@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 from keras import ops  # noqa: E402
 
+from experiments.usage import reject_positional  # noqa: E402
 from ml_resnet_tf import registry, reversible  # noqa: E402
 from ml_resnet_tf.records import write_json  # noqa: E402
 
@@ -59,8 +60,7 @@ def measure(family: str, dtype: str, depths: list[int]) -> list[dict]:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    reject_positional(argv)
     depths = sorted({int(d) for d in FLAGS.depths})
     rows = [row for family in FLAGS.families for dtype in FLAGS.dtypes for row in measure(family, dtype, depths)]
     print(f"{'family':<12} {'dtype':<8} {'blocks':>6} {'rel. error':>11} {'|out|/|in|':>10}  usable")

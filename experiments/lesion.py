@@ -21,6 +21,7 @@ from experiments import (
     common,  # noqa: E402
     studies,  # noqa: E402
 )
+from experiments.usage import reject_positional  # noqa: E402
 from ml_resnet_tf.records import write_json  # noqa: E402
 
 flags.DEFINE_string("model_dir", None, "A run folder written by experiments.train.")
@@ -39,8 +40,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    reject_positional(argv)
     with common.one_line_errors():
         study = studies.run_lesion(FLAGS.model_dir, FLAGS.data_dir, FLAGS.num_images, FLAGS.draws, FLAGS.seed,
                                    FLAGS.max_removed)

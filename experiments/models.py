@@ -11,6 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
+from experiments.usage import reject_positional  # noqa: E402
 from ml_resnet_tf import odenet, registry  # noqa: E402
 
 flags.DEFINE_list("families", [], "Only these families (default: all).")
@@ -31,8 +32,7 @@ def rows(families=()) -> list[tuple]:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    reject_positional(argv)
     unknown = set(FLAGS.families) - set(registry.FAMILIES)
     if unknown:
         raise app.UsageError(f"unknown families {sorted(unknown)}: choose from {', '.join(registry.FAMILIES)}")

@@ -22,6 +22,7 @@ from experiments import (
     common,  # noqa: E402
     studies,  # noqa: E402
 )
+from experiments.usage import reject_positional  # noqa: E402
 from ml_resnet_tf.records import write_json  # noqa: E402
 
 flags.DEFINE_list("model_dir", None, "One or more run folders written by experiments.train, comma-separated.")
@@ -38,8 +39,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    reject_positional(argv)
     with common.one_line_errors():
         entries = studies.measure_norms(FLAGS.model_dir, FLAGS.data_dir, FLAGS.num_images)
     folder = common.analysis_dir(FLAGS.model_dir[0], FLAGS.output_dir)

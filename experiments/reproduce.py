@@ -14,6 +14,7 @@ import os
 from absl import app, flags
 
 from experiments import common, plotting, tables
+from experiments.usage import reject_positional
 from ml_resnet_tf import records
 
 flags.DEFINE_enum("table", "3", ["3", "4"], "3: ResNets, 4: Wide ResNets.")
@@ -73,8 +74,7 @@ def figures(runs_roots, suffix):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    reject_positional(argv)
     table, suffix = int(FLAGS.table), label()
     runs_roots = {t: os.path.join(FLAGS.runs_dir, f"table{t}{suffix}") for t in tables.TABLES}
     failed = run_all(table, runs_roots[table]) if FLAGS.train else []

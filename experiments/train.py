@@ -19,6 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ star
 from absl import app, flags  # noqa: E402
 
 from experiments import common  # noqa: E402
+from experiments.usage import reject_positional  # noqa: E402
 from ml_resnet_tf import config  # noqa: E402
 from ml_resnet_tf.training import train  # noqa: E402
 
@@ -29,8 +30,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    reject_positional(argv)
     try:
         with common.one_line_errors():
             # Keras' progress bar redraws one line with escape codes: right in a terminal, hundreds of

@@ -106,6 +106,8 @@ def test_ensemble_binary_writes_json_and_figures_beside_the_run(trained_run):
     ("experiments.ensemble", ["--model_dir={tmp}/broken,{tmp}"], "--output_dir is required with more than one"),
     ("experiments.ensemble", ["--model_dir={tmp}", "--ks=1,x"], "--ks takes comma-separated path lengths"),
     ("experiments.ensemble", ["--model_dir={tmp}", "--path_samples=0"], "--path_samples must be at least 1"),
+    ("experiments.ensemble", ["--model_dir={tmp}", "{tmp}"], "unexpected argument"),
+    ("experiments.bench", ["fast"], "error: unexpected argument 'fast': every option is a flag"),
     ("experiments.norms", ["--model_dir={tmp},{tmp}"], "--output_dir is required with more than one --model_dir"),
     ("experiments.figures", ["--figures=5"], "--figures takes a comma-separated subset"),
     ("experiments.norms", ["--model_dir={tmp}/broken"], "broken/model.keras ("),

@@ -34,6 +34,7 @@ def finished_run(tmp_path):
     (["--weight_decay=nan"], "--weight_decay must be a finite number, got nan"),
     (["--seed=-1"], "--seed must be a whole number from 0 to 2147483647, got -1"),
     (["--seed=99999999999"], "--seed must be a whole number from 0 to 2147483647"),
+    (["stray", "words"], "error: unexpected argument 'stray' (and 1 more): every option is a flag"),
 ])
 def test_bad_flags(args, message, finished_run):
     before = (finished_run / "results.json").read_bytes()
