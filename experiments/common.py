@@ -36,11 +36,22 @@ def define_harness_flags(outputs, notrain):
     flags.register_validator("train_subset", lambda n: n >= 0, "--train_subset must not be negative")
 
 
+def output_folder(path: str, flag: str) -> str:
+    """``path``, created if needed; RunError (one line) where it is a file or cannot be written."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise RunError(f"{path} is a file, not a folder: choose another {flag}")
+    try:
+        os.makedirs(path, exist_ok=True)
+        if not os.access(path, os.W_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as error:
+        raise RunError(f"cannot write into {path} ({error.strerror}): choose another {flag}") from None
+    return path
+
+
 def analysis_dir(model_dir, chosen):
     """``--output_dir``, or ``MODEL_DIR/analysis``: beside the run, never over its results.json."""
-    path = chosen or os.path.join(model_dir, "analysis")
-    os.makedirs(path, exist_ok=True)
-    return path
+    return output_folder(chosen or os.path.join(model_dir, "analysis"), "--output_dir")
 
 
 def scale_label(scale, train_subset):

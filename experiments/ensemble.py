@@ -44,6 +44,7 @@ flags.DEFINE_integer("lesion_draws", 3, "Random draws per number of deleted bloc
 flags.DEFINE_integer("batch_size", 128, "Images per forward and backward pass of the path sampling.")
 flags.DEFINE_integer("seed", 0, "Seed of the sampled paths and deletions.")
 flags.mark_flag_as_required("model_dir")
+flags.register_validator("model_dir", bool, "--model_dir needs at least one run folder")
 for _name in ("num_images", "lesion_draws"):
     flags.register_validator(_name, lambda n: n >= 0, f"--{_name} must not be negative")
 for _name in ("path_samples", "batch_size"):
@@ -60,13 +61,13 @@ FLAGS = flags.FLAGS
 def main(argv):
     reject_positional(argv)
     with common.one_line_errors():
+        folder = common.analysis_dir(FLAGS.model_dir[0], FLAGS.output_dir)
         try:
             entries = studies.run_ensemble(FLAGS.model_dir, FLAGS.data_dir, FLAGS.num_images, FLAGS.path_samples,
                                            [int(k) for k in FLAGS.ks] or None, FLAGS.seed, FLAGS.lesion_draws,
                                            FLAGS.batch_size)
         except ValueError as error:  # path lengths beyond a run's blocks
             raise ConfigError(f"--ks: {error}") from None
-    folder = common.analysis_dir(FLAGS.model_dir[0], FLAGS.output_dir)
     settings = {"num_images": FLAGS.num_images, "path_samples": FLAGS.path_samples, "ks": FLAGS.ks,
                 "lesion_draws": FLAGS.lesion_draws, "seed": FLAGS.seed, "batch_norm": "inference",
                 "gradient_at": "input of the first block", "gradient_share": ensemble.GRADIENT_SHARE}

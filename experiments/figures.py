@@ -58,6 +58,8 @@ def main(argv):
     suffix = common.scale_label(FLAGS.scale, FLAGS.train_subset)
     note = common.scale_note(FLAGS.scale, FLAGS.train_subset, "")
     root = os.path.join(FLAGS.runs_dir, f"figures{suffix}")
+    with common.one_line_errors():  # before any training: a run of hours must not end on this
+        common.output_folder(FLAGS.results_dir, "--results_dir")
     needed = {f: studies.figure_runs(f, FLAGS.datasets, FLAGS.seeds) for f in FLAGS.figures}
     unique = list({run.key: run for runs in needed.values() for run in runs}.values())
     failed = []
@@ -68,8 +70,6 @@ def main(argv):
     def done(runs):
         return [os.path.join(root, run.key) for run in runs
                 if records.is_finished(os.path.join(root, run.key))]
-
-    os.makedirs(FLAGS.results_dir, exist_ok=True)
 
     def out(name):  # norms.json -> results/norms-scale0.02.json
         return os.path.join(FLAGS.results_dir, name.replace(".", f"{suffix}.", 1))

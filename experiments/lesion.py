@@ -42,9 +42,9 @@ FLAGS = flags.FLAGS
 def main(argv):
     reject_positional(argv)
     with common.one_line_errors():
+        folder = common.analysis_dir(FLAGS.model_dir, FLAGS.output_dir)
         study = studies.run_lesion(FLAGS.model_dir, FLAGS.data_dir, FLAGS.num_images, FLAGS.draws, FLAGS.seed,
                                    FLAGS.max_removed)
-    folder = common.analysis_dir(FLAGS.model_dir, FLAGS.output_dir)
     write_json(os.path.join(folder, "lesion.json"), study)
     print(f"wrote {os.path.join(folder, 'lesion.json')}")
     print(f"wrote {studies.draw_lesion_figure(os.path.join(folder, 'lesion.png'), study)}")

@@ -30,6 +30,7 @@ flags.DEFINE_string("output_dir", "", "Where norms.json and the PNGs go; default
 flags.DEFINE_string("data_dir", "", "Where the test data are; default: where each run found its own.")
 flags.DEFINE_integer("num_images", 0, "Measure on the first N test images; 0 for all.")
 flags.mark_flag_as_required("model_dir")
+flags.register_validator("model_dir", bool, "--model_dir needs at least one run folder")
 flags.register_validator("num_images", lambda n: n >= 0, "--num_images must not be negative")
 flags.register_multi_flags_validator(
     ["model_dir", "output_dir"], lambda v: bool(v["output_dir"]) or len(v["model_dir"] or []) <= 1,
@@ -41,8 +42,8 @@ FLAGS = flags.FLAGS
 def main(argv):
     reject_positional(argv)
     with common.one_line_errors():
+        folder = common.analysis_dir(FLAGS.model_dir[0], FLAGS.output_dir)
         entries = studies.measure_norms(FLAGS.model_dir, FLAGS.data_dir, FLAGS.num_images)
-    folder = common.analysis_dir(FLAGS.model_dir[0], FLAGS.output_dir)
     write_json(os.path.join(folder, "norms.json"), entries)
     figures = {f: (os.path.join(folder, f"figure{f}.png"), entries) for f in ("3", "4", "7")}
     for path in [os.path.join(folder, "norms.json")] + studies.draw_norm_figures(entries, figures):

@@ -76,9 +76,10 @@ def figures(runs_roots, suffix):
 def main(argv):
     reject_positional(argv)
     table, suffix = int(FLAGS.table), label()
+    with common.one_line_errors():  # before any training: a run of hours must not end on this
+        common.output_folder(FLAGS.results_dir, "--results_dir")
     runs_roots = {t: os.path.join(FLAGS.runs_dir, f"table{t}{suffix}") for t in tables.TABLES}
     failed = run_all(table, runs_roots[table]) if FLAGS.train else []
-    os.makedirs(FLAGS.results_dir, exist_ok=True)
     markdown = os.path.join(FLAGS.results_dir, f"table{table}{suffix}.md")
     tables.write(table, tables.collect(table, runs_roots[table], FLAGS.datasets, FLAGS.scale), markdown, note())
     print(f"table: {markdown} (CSV beside it)")
