@@ -4,15 +4,16 @@ Layout of ``model_dir``::
 
     results.json               flags, per-epoch and per-cycle records, status (running, finished, failed)
     .lock                      flock'ed by the one process training into the folder (``lock``)
-    checkpoints/epoch_NNNN.keras  model + optimizer state after the last finished epoch
+    checkpoints/epoch_NNNN.keras  model + optimizer state after the two last finished epochs
     model.keras                the final model, once the run is finished
     train/ validation/ dynamics/  TensorBoard event files
 
 ``results.json`` follows ``schema`` (versioned, typed); this is the one module that reads and
-writes it. It is rewritten atomically after every epoch, after the checkpoint
-it points to is complete, so a kill at any moment leaves a consistent pair to
-resume from. A directory that holds something else, or a run with other flags,
-is refused rather than overwritten.
+writes it. Every file is written atomically (a temporary file, fsync, rename), results.json after
+the checkpoint it points to is complete, so a kill at any moment leaves a consistent pair to
+resume from. The checkpoint before the latest is kept too: if the latest cannot be read (a disk
+fault, a copy cut short), the run resumes from the one before and retrains that epoch. A directory
+that holds something else, or a run with other flags, is refused rather than overwritten.
 """
 
 import contextlib
@@ -27,6 +28,7 @@ from ml_resnet_tf import schema
 
 RESULTS = "results.json"
 FINAL_MODEL = "model.keras"
+PARTIAL = ".partial-"  # a file being written; left by a kill, it is never read and is cleared later
 LOCK = ".lock"  # held (flock) by the process training into the folder; the kernel drops it if that process dies
 # Flags that may differ when a run resumes: where the data lives, and how the same steps are
 # compiled, dispatched and recomputed (--memory_efficient), do not change the run.
@@ -42,12 +44,32 @@ class RunError(Exception):
     """The model_dir cannot be used as asked; the message says why and what to do."""
 
 
+def _replace(tmp: str, path: str) -> None:
+    """Moves the complete file ``tmp`` over ``path``, durably: data, then the rename."""
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    folder = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
 def write_json(path: str, payload) -> None:
     """Writes JSON atomically: a reader sees the old file or the new one, never half."""
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
         json.dump(payload, f, indent=1)
-    os.replace(tmp, path)
+    _replace(tmp, path)
+
+
+def save_model(model: keras.Model, path: str) -> None:
+    """``model.save(path)`` atomically (Keras needs the ``.keras`` suffix on the temporary file too)."""
+    folder, name = os.path.split(path)
+    tmp = os.path.join(folder, f"{PARTIAL}{name}")
+    model.save(tmp)
+    _replace(tmp, path)
 
 
 def read_json(path: str):
@@ -117,25 +139,45 @@ class RunRecord:
         write_json(os.path.join(self.model_dir, RESULTS), self.results)
 
     def add_epoch(self, epoch_record, model):
-        """Checkpoints ``model`` (with its optimizer), then records the epoch that produced it."""
+        """Checkpoints ``model`` (with its optimizer), then records the epoch that produced it; keeps
+        that checkpoint and the one before, and clears older ones and any a kill left half-written."""
         name = os.path.join("checkpoints", f"epoch_{epoch_record['epoch']:04d}.keras")
-        model.save(os.path.join(self.model_dir, name))
-        previous = self.results["checkpoint"]
+        save_model(model, os.path.join(self.model_dir, name))
+        kept = {name, self.results["checkpoint"]}
         self.results["epochs"].append(epoch_record)
         self.results["checkpoint"] = name
         self.save()
-        if previous and previous != name:
-            os.remove(os.path.join(self.model_dir, previous))
+        folder = os.path.join(self.model_dir, "checkpoints")
+        for stale in set(os.listdir(folder)) - {os.path.basename(k) for k in kept if k}:
+            os.remove(os.path.join(folder, stale))
 
-    def load_checkpoint(self):
-        path = os.path.join(self.model_dir, self.results["checkpoint"] or "")
+    def load_checkpoint(self, log=print):
+        """The latest checkpoint's model; if it cannot be read, the one before, with the records cut
+        back to that epoch (so that epoch is trained again). RunError if neither can be read."""
+        latest = self.results["checkpoint"] or ""
+        try:
+            return self._load(latest)
+        except RunError as error:
+            epoch = self.epochs_done - 1
+            earlier = os.path.join("checkpoints", f"epoch_{epoch:04d}.keras")
+            if epoch < 1 or not os.path.isfile(os.path.join(self.model_dir, earlier)):
+                raise
+            log(f"warning: {error}; resuming from {earlier}, the checkpoint before it, and retraining epoch "
+                f"{epoch + 1}")
+            model = self._load(earlier)
+            self.results["epochs"] = self.results["epochs"][:epoch]
+            self.results["checkpoint"] = earlier
+            return model
+
+    def _load(self, name):
+        path = os.path.join(self.model_dir, name)
         if not os.path.isfile(path):
             raise RunError(f"{path} is missing, so {self.model_dir} cannot resume; "
                            "move the directory away to start the run again")
         return load_model(path)
 
     def finish(self, model, final):
-        model.save(os.path.join(self.model_dir, FINAL_MODEL))
+        save_model(model, os.path.join(self.model_dir, FINAL_MODEL))
         self.results.update(status="finished", final=final)
         self.save()
 

@@ -203,9 +203,8 @@ def _train(config, record, images, batch_size, steps, callbacks, verbose, log):
     probe = data.standardize(images.test_images[:PROBE_IMAGES]).numpy()
     schedule = _schedule(config, steps)
     writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "dynamics"))
-    results = record.results
-    done = record.epochs_done
-    model = record.load_checkpoint() if done else None
+    model = record.load_checkpoint(log) if record.epochs_done else None
+    results, done = record.results, record.epochs_done  # a corrupt latest checkpoint costs one epoch
     if model is not None:  # a resumed run may switch it: the function and the weights are the same
         model.spec["memory_efficient"] = config.memory_efficient
     keras.utils.set_random_seed(config.seed)

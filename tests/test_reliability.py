@@ -1,6 +1,7 @@
 """Runs that go wrong: divergence is a failure, not a finish; one process per run folder."""
 
 import json
+import os
 
 import keras
 import numpy as np
@@ -11,7 +12,7 @@ from ml_resnet_tf.data import DataError
 from ml_resnet_tf.records import RunError
 from ml_resnet_tf.training import train
 from tests import helpers
-from tests.test_training import tiny_config
+from tests.test_training import tiny_config, without_times
 
 
 class Poison(keras.callbacks.Callback):
@@ -94,3 +95,64 @@ def test_a_mixed_float16_baseline_restarts_its_learning_rate(tmp_path, tiny_cifa
                          interpolate_at=(1,), mixed_precision="mixed_float16", deterministic=False)
     results = train(config, verbose=0, log=lambda line: None)
     assert results["status"] == "finished" and len(results["cycles"]) == 2
+
+
+KILL_SCRIPT = """
+import json, os, sys
+import keras
+from ml_resnet_tf import records, training
+from ml_resnet_tf.recorder import EpochRecorder
+from ml_resnet_tf.config import TrainConfig
+
+config, (owner, name), count, when = json.loads(sys.argv[1]), sys.argv[2].rsplit(".", 1), int(sys.argv[3]), sys.argv[4]
+owner = {"RunRecord": records.RunRecord, "training": training, "keras.Model": keras.Model,
+         "EpochRecorder": EpochRecorder}[owner]
+original, calls = getattr(owner, name), []
+
+def killing(*args, **kwargs):  # SIGKILL's effect: the process ends here, no cleanup, no finally
+    calls.append(1)
+    if len(calls) == count and when == "before":
+        os._exit(137)
+    result = original(*args, **kwargs)
+    if len(calls) == count and when == "after":
+        os._exit(137)
+    return result
+
+setattr(owner, name, killing)
+training.train(TrainConfig(**config), verbose=0, log=lambda line: None)
+"""
+
+# (what is patched, on which call, before or after it runs): every phase of a 1-1-1 -> 2-2-2 run of four epochs.
+KILL_POINTS = [
+    ("RunRecord.save", 1, "before"),  # start-up: only the lock exists
+    ("RunRecord.save", 1, "after"),  # start-up: results.json written, no model yet
+    ("EpochRecorder.on_train_batch_begin", 6, "before"),  # mid-epoch 2
+    ("keras.Model.save", 2, "after"),  # epoch 2's checkpoint in its temporary file, not yet renamed
+    ("RunRecord.save", 4, "before"),  # epoch 2's checkpoint renamed, results.json not yet pointing at it
+    ("training._interpolate", 1, "before"),  # at the interpolation
+    ("training._interpolate", 1, "after"),  # interpolated, the new cycle not yet recorded
+    ("EpochRecorder.on_train_batch_begin", 14, "before"),  # mid-epoch 4, the last
+    ("RunRecord.finish", 1, "before"),  # after the final evaluation
+    ("keras.Model.save", 5, "after"),  # model.keras in its temporary file
+    ("RunRecord.save", 10, "before"),  # model.keras in place, results.json not yet "finished"
+]
+
+
+@pytest.mark.slow
+def test_kills_at_every_phase_resume_to_the_uninterrupted_result(tmp_path, tiny_cifar10):
+    """A hard kill (no cleanup) at each point, then the same command again: the result is bit-exact the
+    uninterrupted run's, and the folder holds nothing a kill left behind."""
+    whole = train(tiny_config(tmp_path / "whole", tiny_cifar10), verbose=0, log=lambda line: None)
+    final = keras.models.load_model(tmp_path / "whole" / "model.keras").get_weights()
+    for index, (target, count, when) in enumerate(KILL_POINTS):
+        config = tiny_config(tmp_path / f"kill{index}", tiny_cifar10)
+        fields = {k: list(v) if isinstance(v, tuple) else v for k, v in config.__dict__.items()}
+        killed = helpers.run_module("tests.run_script", KILL_SCRIPT, json.dumps(fields), target, count, when)
+        assert killed.returncode == 137, (target, count, when, killed.stderr[-2000:])
+        resumed = train(config, verbose=0, log=lambda line: None)
+        assert without_times(resumed) == without_times(whole), (target, count, when)
+        weights = keras.models.load_model(tmp_path / f"kill{index}" / "model.keras").get_weights()
+        for a, b in zip(final, weights):
+            np.testing.assert_array_equal(a, b, err_msg=str((target, count, when)))
+        assert not list((tmp_path / f"kill{index}").rglob(f"{records.PARTIAL}*")), (target, count, when)
+        assert len(os.listdir(tmp_path / f"kill{index}" / "checkpoints")) == 2  # the two newest
