@@ -1,6 +1,7 @@
 """What the experiment binaries share: one-line errors, scaled-down labels, and a queue of training runs."""
 
 import contextlib
+import errno
 import os
 import subprocess
 import sys
@@ -11,6 +12,8 @@ from ml_resnet_tf.config import ConfigError
 from ml_resnet_tf.data import DataError
 from ml_resnet_tf.records import RunError, is_finished
 
+DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}  # the disk's fault, not the code's
+
 
 @contextlib.contextmanager
 def one_line_errors():
@@ -19,6 +22,13 @@ def one_line_errors():
         yield
     except (ConfigError, DataError, RunError) as error:
         print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as error:
+        if error.errno not in DISK_ERRORS:
+            raise
+        where = f" writing {error.filename}" if error.filename else ""
+        print(f"error: {error.strerror}{where}: free space or fix permissions, then rerun the same command "
+              "(a run resumes from its last checkpoint)", file=sys.stderr)
         sys.exit(1)
 
 

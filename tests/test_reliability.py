@@ -1,5 +1,8 @@
 """Runs that go wrong: divergence is a failure, not a finish; one process per run folder."""
 
+import contextlib
+import errno
+import io
 import json
 import os
 
@@ -7,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 
+from experiments import common
 from ml_resnet_tf import build_resnet, data, records
 from ml_resnet_tf.data import DataError
 from ml_resnet_tf.records import RunError
@@ -156,3 +160,32 @@ def test_kills_at_every_phase_resume_to_the_uninterrupted_result(tmp_path, tiny_
             np.testing.assert_array_equal(a, b, err_msg=str((target, count, when)))
         assert not list((tmp_path / f"kill{index}").rglob(f"{records.PARTIAL}*")), (target, count, when)
         assert len(os.listdir(tmp_path / f"kill{index}" / "checkpoints")) == 2  # the two newest
+
+
+def test_a_full_disk_is_one_line_and_the_run_resumes(tmp_path, tiny_cifar10, monkeypatch):
+    """ENOSPC while checkpointing (simulated): one line, exit 1, and the same command resumes."""
+    config = tiny_config(tmp_path / "run", tiny_cifar10, model="resnet8", start_blocks=(), epochs=2, interpolate_at=())
+    original, calls = records.save_model, []
+
+    def filling(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", "checkpoints/.partial-epoch_0002.keras")
+        return original(*args)
+
+    monkeypatch.setattr(records, "save_model", filling)
+    with pytest.raises(SystemExit) as stop, contextlib.redirect_stderr(io.StringIO()) as stderr:
+        with common.one_line_errors():
+            train(config, verbose=0, log=lambda line: None)
+    assert stop.value.code == 1
+    assert stderr.getvalue() == ("error: No space left on device writing checkpoints/.partial-epoch_0002.keras: free "
+                                 "space or fix permissions, then rerun the same command (a run resumes from its last "
+                                 "checkpoint)\n")
+    monkeypatch.setattr(records, "save_model", original)
+    assert train(config, verbose=0, log=lambda line: None)["status"] == "finished"
+
+
+def test_a_model_dir_inside_a_file_is_one_line(tmp_path, tiny_cifar10):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(RunError, match=r"cannot write into .*file/run \(Not a directory\)"):
+        train(tiny_config(tmp_path / "file" / "run", tiny_cifar10), verbose=0, log=lambda line: None)
