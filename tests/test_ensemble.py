@@ -75,6 +75,9 @@ def test_the_path_gradients_of_all_subsets_sum_to_the_gradient(family):
     per_path = ensemble.path_gradient(model, batch, np.repeat(label, len(patterns)), patterns)
     whole = full_gradient(model, inputs, label)
     np.testing.assert_allclose(per_path.sum(0, keepdims=True), whole, atol=1e-5 * np.abs(whole).max(), rtol=1e-4)
+    gains = list(ensemble.block_gains(model, images(4)).values())  # this net's own path weights
+    assert len(gains) == n and all(g > 0 for g in gains)
+    np.testing.assert_allclose(ensemble.depth_distribution(gains), enumerated_lengths(gains), rtol=1e-12)
     assert np.abs(per_path[0]).max() > 0 and np.abs(per_path[-1]).max() > 0  # both extremes carry gradient
     state = inputs
     for block in odenet.blocks(model):
