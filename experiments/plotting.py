@@ -280,7 +280,7 @@ def ensemble_gradient_figure(path, entries, note=""):
         low, high = entry["path_gradient"]["window"]
         ax.axvspan(low - 0.5, high + 0.5, color="C1", alpha=0.12,
                    label=f"{entry['path_gradient']['window_share']:.0%} of it: k = {low}-{high}")
-        twin.legend(fontsize=8, loc="upper right")
+        twin.legend(fontsize=8, loc="center right")
         return True
 
     return _figure(path, "Gradient at the first block by path length (Veit et al. 2016)", [
