@@ -231,6 +231,12 @@ def measured_saving(multilevel: dict, baseline: dict) -> dict:
     (Section 4.2). Raises ValueError with one line when the two runs do not form a pair.
     """
     cycles = multilevel["cycles"]
+    if len({tuple(c["blocks_per_stage"]) for c in cycles}) < 2:
+        raise ValueError("the first run of a pair must be the multi-level one, and this one never interpolates: "
+                         "pass MULTILEVEL,BASELINE")
+    if len({tuple(c["blocks_per_stage"]) for c in baseline["cycles"]}) > 1:
+        raise ValueError("the second run of a pair must be a baseline, and this one interpolates: "
+                         "pass MULTILEVEL,BASELINE")
     if baseline["cycles"][-1]["blocks_per_stage"] != cycles[-1]["blocks_per_stage"] \
             or baseline["cycles"][-1]["end_epoch"] != cycles[-1]["end_epoch"]:
         raise ValueError("the baseline must train the multi-level run's last architecture for as many epochs")

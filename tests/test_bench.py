@@ -35,6 +35,13 @@ def test_measured_saving_leaves_start_up_out_and_knows_its_bound():
     assert measured["saving_with_startup"] == pytest.approx(1 - 165 / 305)
     with pytest.raises(ValueError, match="last architecture"):
         benchmark.measured_saving(finished_run(MULTILEVEL, 150.0), finished_run(BASELINE[:2], 300.0))
+    # A swapped pair, or a run paired with itself, divided by a bound of zero before.
+    with pytest.raises(ValueError, match="first run of a pair must be the multi-level one"):
+        benchmark.measured_saving(finished_run(BASELINE, 300.0), finished_run(MULTILEVEL, 150.0))
+    with pytest.raises(ValueError, match="first run of a pair must be the multi-level one"):
+        benchmark.measured_saving(finished_run(BASELINE, 300.0), finished_run(BASELINE, 300.0))
+    with pytest.raises(ValueError, match="second run of a pair must be a baseline"):
+        benchmark.measured_saving(finished_run(MULTILEVEL, 150.0), finished_run(MULTILEVEL, 150.0))
 
 
 def test_summary_reports_median_and_spread():
