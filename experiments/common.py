@@ -95,6 +95,14 @@ def train_all(runs, scale, train_subset, data_dir):
     return failed
 
 
+def require_runs(found: bool, runs_root: str) -> None:
+    """With ``--notrain``, a runs folder holding none of the runs asked for is a wrong path, not an empty
+    result: refuse it before any table or figure is written over earlier ones."""
+    if not found:
+        raise RunError(f"no runs under {runs_root}: check --runs_dir, --scale and --train_subset (they name the "
+                       "folder), or drop --notrain to train them")
+
+
 def report_failures(failed):
     if failed:
         print(f"error: {len(failed)} runs failed ({'; '.join(failed)}). Rerun the same command to retry them.",

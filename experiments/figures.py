@@ -71,6 +71,10 @@ def main(argv):
         return [os.path.join(root, run.key) for run in runs
                 if records.is_finished(os.path.join(root, run.key))]
 
+    with common.one_line_errors():
+        common.require_runs(FLAGS.train or any(records.load_results(os.path.join(root, run.key)) for run in unique),
+                            root)
+
     def out(name):  # norms.json -> results/norms-scale0.02.json
         return os.path.join(FLAGS.results_dir, name.replace(".", f"{suffix}.", 1))
 

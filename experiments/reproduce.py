@@ -81,7 +81,10 @@ def main(argv):
     runs_roots = {t: os.path.join(FLAGS.runs_dir, f"table{t}{suffix}") for t in tables.TABLES}
     failed = run_all(table, runs_roots[table]) if FLAGS.train else []
     markdown = os.path.join(FLAGS.results_dir, f"table{table}{suffix}.md")
-    tables.write(table, tables.collect(table, runs_roots[table], FLAGS.datasets, FLAGS.scale), markdown, note())
+    collected = tables.collect(table, runs_roots[table], FLAGS.datasets, FLAGS.scale)
+    with common.one_line_errors():
+        common.require_runs(FLAGS.train or any(r["status"] != "missing" for r in collected), runs_roots[table])
+    tables.write(table, collected, markdown, note())
     print(f"table: {markdown} (CSV beside it)")
     for path in figures(runs_roots, suffix):
         print(f"figure: {path}")

@@ -117,6 +117,9 @@ def test_ensemble_binary_writes_json_and_figures_beside_the_run(trained_run):
      "is a file, not a folder: choose another --results_dir"),
     ("experiments.reproduce", ["--notrain", "--results_dir={tmp}/broken/results.json"],
      "is a file, not a folder: choose another --results_dir"),
+    ("experiments.reproduce", ["--notrain", "--runs_dir={tmp}/nowhere", "--results_dir={tmp}/out"], "no runs under"),
+    ("experiments.figures", ["--notrain", "--figures=9", "--runs_dir={tmp}/nowhere", "--results_dir={tmp}/out"],
+     "or drop --notrain to train them"),
     ("experiments.norms", ["--model_dir={tmp},{tmp}"], "--output_dir is required with more than one --model_dir"),
     ("experiments.figures", ["--figures=5"], "--figures takes a comma-separated subset"),
     ("experiments.norms", ["--model_dir={tmp}/broken"], "broken/model.keras ("),
@@ -165,3 +168,14 @@ def test_figure_harness_runs_the_ensemble_analysis_on_its_two_runs(tmp_path, tra
                                        for n in ("depth", "distribution", "gains", "gradient", "lesion")])
     study = json.loads((tmp_path / "results" / "ensemble-scale0.01.json").read_text())
     assert [e["label"] for e in study["runs"]] == ["resnet50_i_cifar10: 1-1-1", "resnet50_cifar10: 1-1-1"]
+
+
+def test_notrain_with_a_wrong_runs_dir_replaces_no_table(tmp_path):
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "table3.md").write_text("the user's table")
+    result = helpers.run_module("experiments.reproduce", "--notrain", f"--runs_dir={tmp_path / 'typo'}",
+                                f"--results_dir={tmp_path / 'results'}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert helpers.error_lines(result.stderr)[0].startswith(f"error: no runs under {tmp_path / 'typo'}/table3")
+    assert os.listdir(tmp_path / "results") == ["table3.md"]
+    assert (tmp_path / "results" / "table3.md").read_text() == "the user's table"
