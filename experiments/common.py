@@ -46,6 +46,21 @@ def define_harness_flags(outputs, notrain):
     flags.register_validator("train_subset", lambda n: n >= 0, "--train_subset must not be negative")
 
 
+def define_analysis_flags(outputs: str) -> None:
+    """The flags of an analysis of trained runs: which runs, where their test data and ``outputs`` go,
+    and on how many test images."""
+    flags.DEFINE_list("model_dir", None, "One or more run folders written by experiments.train, comma-separated.")
+    flags.DEFINE_string("output_dir", "", f"Where {outputs} go; default: MODEL_DIR/analysis for one run.")
+    flags.DEFINE_string("data_dir", "", "Where the test data are; default: where each run found its own.")
+    flags.DEFINE_integer("num_images", 0, "Measure on the first N test images; 0 for all.")
+    flags.mark_flag_as_required("model_dir")
+    flags.register_validator("model_dir", bool, "--model_dir needs at least one run folder")
+    flags.register_validator("num_images", lambda n: n >= 0, "--num_images must not be negative")
+    flags.register_multi_flags_validator(
+        ["model_dir", "output_dir"], lambda v: bool(v["output_dir"]) or len(v["model_dir"] or []) <= 1,
+        "--output_dir is required with more than one --model_dir")
+
+
 def output_folder(path: str, flag: str) -> str:
     """``path``, created if needed; RunError (one line) where it is a file or cannot be written."""
     if os.path.exists(path) and not os.path.isdir(path):

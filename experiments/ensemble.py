@@ -30,30 +30,19 @@ from experiments import (
     studies,  # noqa: E402
 )
 from experiments.usage import reject_positional  # noqa: E402
-from ml_resnet_tf import ensemble  # noqa: E402
 from ml_resnet_tf.config import ConfigError  # noqa: E402
-from ml_resnet_tf.records import write_json  # noqa: E402
 
-flags.DEFINE_list("model_dir", None, "One or more run folders written by experiments.train, comma-separated.")
-flags.DEFINE_string("output_dir", "", "Where ensemble.json and the PNGs go; default: MODEL_DIR/analysis for one run.")
-flags.DEFINE_string("data_dir", "", "Where the test data are; default: where each run found its own.")
-flags.DEFINE_integer("num_images", 0, "Measure on the first N test images; 0 for all.")
+common.define_analysis_flags("ensemble.json, ensemble.md and the PNGs")
 flags.DEFINE_integer("path_samples", 1000, "Random paths sampled for each path length k.")
 flags.DEFINE_list("ks", [], "Path lengths k to sample; default: every k from 0 to the number of blocks.")
 flags.DEFINE_integer("lesion_draws", 3, "Random draws per number of deleted blocks in the cross-check; 0 skips it.")
 flags.DEFINE_integer("batch_size", 128, "Images per forward and backward pass of the path sampling.")
 flags.DEFINE_integer("seed", 0, "Seed of the sampled paths and deletions.")
-flags.mark_flag_as_required("model_dir")
-flags.register_validator("model_dir", bool, "--model_dir needs at least one run folder")
-for _name in ("num_images", "lesion_draws"):
-    flags.register_validator(_name, lambda n: n >= 0, f"--{_name} must not be negative")
+flags.register_validator("lesion_draws", lambda n: n >= 0, "--lesion_draws must not be negative")
 for _name in ("path_samples", "batch_size"):
     flags.register_validator(_name, lambda n: n >= 1, f"--{_name} must be at least 1")
 flags.register_validator("ks", lambda ks: all(k.isdigit() for k in ks),
                          "--ks takes comma-separated path lengths, whole numbers from 0")
-flags.register_multi_flags_validator(
-    ["model_dir", "output_dir"], lambda v: bool(v["output_dir"]) or len(v["model_dir"] or []) <= 1,
-    "--output_dir is required with more than one --model_dir")
 
 FLAGS = flags.FLAGS
 
@@ -69,14 +58,8 @@ def main(argv):
         except ValueError as error:  # path lengths beyond a run's blocks
             raise ConfigError(f"--ks: {error}") from None
     settings = {"num_images": FLAGS.num_images, "path_samples": FLAGS.path_samples, "ks": FLAGS.ks,
-                "lesion_draws": FLAGS.lesion_draws, "seed": FLAGS.seed, "batch_norm": "inference",
-                "gradient_at": "input of the first block", "gradient_share": ensemble.GRADIENT_SHARE}
-    write_json(os.path.join(folder, "ensemble.json"), {"settings": settings, "runs": entries})
-    with open(os.path.join(folder, "ensemble.md"), "w") as f:
-        f.write(studies.ensemble_table(entries))
-    print(studies.ensemble_table(entries))
-    for path in [os.path.join(folder, name) for name in ("ensemble.json", "ensemble.md")] + \
-            studies.draw_ensemble_figures(folder, entries):
+                "lesion_draws": FLAGS.lesion_draws, "seed": FLAGS.seed}
+    for path in studies.write_ensemble(folder, entries, settings):
         print(f"wrote {path}")
 
 

@@ -15,8 +15,8 @@ run's own flags, printed before it starts), one after another in
 * ``figure9.png``: final test accuracy over an eta_max x eta_min grid for ResNet-50-i;
 * ``figure10.png``: ResNet-50-i with and without the learning-rate reset, ``--seeds`` seeds each,
   mean and 95% interval;
-* ``ensemble.json``, ``ensemble-*.png``: ``experiments.ensemble`` on ResNet-50-i and on ResNet-50 trained
-  under the same cycles (effective depth per epoch, path lengths, gradient by path length).
+* ``ensemble.json``, ``ensemble.md``, ``ensemble-*.png``: ``experiments.ensemble`` on ResNet-50-i and on
+  ResNet-50 trained under the same cycles (effective depth per epoch, path lengths, gradient by path length).
 
 Every output name carries the scaled-down label, so a trial never overwrites the real thing.
 """
@@ -98,10 +98,12 @@ def main(argv):
             written += [name, studies.draw_lesion_figure(name.replace(".json", ".png"), study, note)]
         chosen = done(needed.get("ensemble", []))
         if chosen:
+            draws = min(FLAGS.draws, 3)
             entries = studies.run_ensemble(chosen, FLAGS.data_dir, FLAGS.num_images, FLAGS.path_samples,
-                                           lesion_draws=min(FLAGS.draws, 3))
-            records.write_json(out("ensemble.json"), {"runs": entries})
-            written += [out("ensemble.json")] + studies.draw_ensemble_figures(FLAGS.results_dir, entries, note, suffix)
+                                           lesion_draws=draws)
+            settings = {"num_images": FLAGS.num_images, "path_samples": FLAGS.path_samples, "ks": [],
+                        "lesion_draws": draws, "seed": 0}
+            written += studies.write_ensemble(FLAGS.results_dir, entries, settings, note, suffix)
     if "9" in needed:
         written.append(plotting.lr_grid_figure(out("figure9.png"), studies.lr_grid(root, FLAGS.datasets), note))
     if "10" in needed:

@@ -25,16 +25,7 @@ from experiments import (
 from experiments.usage import reject_positional  # noqa: E402
 from ml_resnet_tf.records import write_json  # noqa: E402
 
-flags.DEFINE_list("model_dir", None, "One or more run folders written by experiments.train, comma-separated.")
-flags.DEFINE_string("output_dir", "", "Where norms.json and the PNGs go; default: MODEL_DIR/analysis for one run.")
-flags.DEFINE_string("data_dir", "", "Where the test data are; default: where each run found its own.")
-flags.DEFINE_integer("num_images", 0, "Measure on the first N test images; 0 for all.")
-flags.mark_flag_as_required("model_dir")
-flags.register_validator("model_dir", bool, "--model_dir needs at least one run folder")
-flags.register_validator("num_images", lambda n: n >= 0, "--num_images must not be negative")
-flags.register_multi_flags_validator(
-    ["model_dir", "output_dir"], lambda v: bool(v["output_dir"]) or len(v["model_dir"] or []) <= 1,
-    "--output_dir is required with more than one --model_dir")
+common.define_analysis_flags("norms.json and the PNGs")
 
 FLAGS = flags.FLAGS
 

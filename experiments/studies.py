@@ -12,7 +12,7 @@ import numpy as np
 
 from experiments import plotting
 from ml_resnet_tf import analysis, data, ensemble, lesion, odenet
-from ml_resnet_tf.records import load_results, load_trained
+from ml_resnet_tf.records import load_results, load_trained, write_json
 
 CONFIGS = os.path.join("experiments", "configs", "figures")
 # Where the paper is silent on a figure's datasets, we follow its neighbours: Figs. 4 and 7 show CIFAR-10
@@ -244,6 +244,20 @@ def ensemble_table(entries) -> str:
                 lines.append(f"| {e['label']} | {cycle} | {last['num_blocks']} | {last['step_size']:g} | "
                              + " | ".join(spans) + " |")
     return "\n".join(lines) + "\n"
+
+
+def write_ensemble(folder, entries, settings, note="", suffix="", log=print):
+    """``run_ensemble``'s outputs in ``folder``: ``ensemble.json`` (with ``settings``), the table
+    ``ensemble.md`` (also logged) and the five PNGs. Returns their paths."""
+    table = ensemble_table(entries)
+    settings = {**settings, "batch_norm": "inference", "gradient_at": "input of the first block",
+                "gradient_share": ensemble.GRADIENT_SHARE}
+    data_path, table_path = (os.path.join(folder, f"ensemble{suffix}.{ext}") for ext in ("json", "md"))
+    write_json(data_path, {"settings": settings, "runs": entries})
+    with open(table_path, "w") as f:
+        f.write(table)
+    log(table)
+    return [data_path, table_path] + draw_ensemble_figures(folder, entries, note, suffix)
 
 
 def draw_ensemble_figures(folder, entries, note="", suffix=""):

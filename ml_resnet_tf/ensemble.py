@@ -76,23 +76,19 @@ def block_gains(model: keras.Model, images: np.ndarray) -> dict[str, float]:
 
 
 # -- gradient by path length -------------------------------------------------------------------------
-def _split(state, through, fn):
-    return tuple(fn(s, through) for s in state) if isinstance(state, (tuple, list)) else fn(state, through)
-
-
 def masked_step(block: odenet.ODEBlock, state, through):
     """The block's next state, with gradient only through the branch where ``through`` (one 0/1 per
     example) is 1 and only through ``skip`` where it is 0; the value is the block's own."""
     new, skip = block(state, training=False), block.skip(state)
 
-    def mix(pair, m):
-        value, kept = pair
+    def mix(value, kept):
         change = value - kept
-        m = ops.reshape(ops.cast(m, change.dtype), (-1,) + (1,) * (len(change.shape) - 1))
+        m = ops.reshape(ops.cast(through, change.dtype), (-1,) + (1,) * (len(change.shape) - 1))
         return m * (ops.stop_gradient(kept) + change) + (1.0 - m) * (kept + ops.stop_gradient(change))
 
-    pairs = tuple(zip(new, skip)) if isinstance(new, (tuple, list)) else (new, skip)
-    return tuple(mix(p, through) for p in pairs) if isinstance(new, (tuple, list)) else mix(pairs, through)
+    if isinstance(new, (tuple, list)):  # a multi-step state: every entry alike
+        return tuple(mix(value, kept) for value, kept in zip(new, skip))
+    return mix(new, skip)
 
 
 def _first_block(model) -> int:

@@ -164,7 +164,7 @@ def test_figure_harness_runs_the_ensemble_analysis_on_its_two_runs(tmp_path, tra
                                 f"--runs_dir={tmp_path / 'runs'}", f"--results_dir={tmp_path / 'results'}")
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(os.listdir(tmp_path / "results")) == sorted(
-        ["ensemble-scale0.01.json"] + [f"ensemble-{n}-scale0.01.png"
+        ["ensemble-scale0.01.json", "ensemble-scale0.01.md"] + [f"ensemble-{n}-scale0.01.png"
                                        for n in ("depth", "distribution", "gains", "gradient", "lesion")])
     study = json.loads((tmp_path / "results" / "ensemble-scale0.01.json").read_text())
     assert [e["label"] for e in study["runs"]] == ["resnet50_i_cifar10: 1-1-1", "resnet50_cifar10: 1-1-1"]
