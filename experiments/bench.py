@@ -21,7 +21,7 @@ import sys
 
 from absl import app, flags
 
-from experiments.usage import reject_positional
+from experiments.usage import new_file, reject_positional, write_measurement
 
 flags.DEFINE_enum("backend", os.environ.get("KERAS_BACKEND", "tensorflow"), ["tensorflow", "jax", "torch"],
                   "Keras backend for the model; the input pipeline is measured under tensorflow only.")
@@ -213,11 +213,13 @@ def print_report(result):
 
 def main(argv):
     reject_positional(argv)
+    output = FLAGS.output or os.path.join("results", f"bench-{FLAGS.backend}.json")
+    new_file(output, "--output")  # a path that cannot take the file fails now, not after the measuring
     os.environ["KERAS_BACKEND"] = FLAGS.backend  # before Keras is first imported
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
-    from ml_resnet_tf import benchmark, records, registry
+    from ml_resnet_tf import benchmark, registry
 
     unknown = set(FLAGS.families) - set(registry.FAMILIES)
     if unknown:
@@ -269,10 +271,7 @@ def main(argv):
     result["measured"] = measured
     result["targets"] = targets(result)
     print_report(result)
-    output = FLAGS.output or os.path.join("results", f"bench-{FLAGS.backend}.json")
-    os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
-    records.write_json(output, result)
-    print(f"wrote {output}")
+    write_measurement(output, result)
 
 
 if __name__ == "__main__":

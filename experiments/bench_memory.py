@@ -23,7 +23,7 @@ import sys
 
 from absl import app, flags
 
-from experiments.usage import reject_positional
+from experiments.usage import new_file, reject_positional, write_measurement
 
 flags.DEFINE_enum("backend", os.environ.get("KERAS_BACKEND", "tensorflow"), ["tensorflow", "jax", "torch"],
                   "Keras backend.")
@@ -85,7 +85,9 @@ def main(argv):
     reject_positional(argv)
     if FLAGS.worker:
         return worker(FLAGS.worker)
-    from ml_resnet_tf import records, registry
+    output = FLAGS.output or os.path.join("results", f"bench-memory-{FLAGS.backend}.json")
+    new_file(output, "--output")  # a path that cannot take the file fails now, not after the measuring
+    from ml_resnet_tf import registry
 
     family = registry.FAMILIES.get(FLAGS.family)
     if family is None or not family.reversible:
@@ -108,10 +110,7 @@ def main(argv):
               f"{r['step_bytes'] / 2**20:>9.0f} {r['step_seconds']['median']:>7.3f}  {r['memory_source']}")
     for t in result["targets"]:
         print(f"[{'met' if t['met'] else 'MISSED'}] {t['target']}: {t['value']:.3g}")
-    output = FLAGS.output or os.path.join("results", f"bench-memory-{FLAGS.backend}.json")
-    os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
-    records.write_json(output, result)
-    print(f"wrote {output}")
+    write_measurement(output, result)
 
 
 if __name__ == "__main__":

@@ -19,9 +19,8 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 from keras import ops  # noqa: E402
 
-from experiments.usage import reject_positional  # noqa: E402
+from experiments.usage import new_file, reject_positional, write_measurement  # noqa: E402
 from ml_resnet_tf import registry, reversible  # noqa: E402
-from ml_resnet_tf.records import write_json  # noqa: E402
 
 REVERSIBLE = [f.name for f in registry.FAMILIES.values() if f.reversible]
 flags.DEFINE_list("families", REVERSIBLE, "Reversible families to measure.")
@@ -61,6 +60,8 @@ def measure(family: str, dtype: str, depths: list[int]) -> list[dict]:
 
 def main(argv):
     reject_positional(argv)
+    if FLAGS.output:
+        new_file(FLAGS.output, "--output")  # a path that cannot take the file fails now, not after the measuring
     depths = sorted({int(d) for d in FLAGS.depths})
     rows = [row for family in FLAGS.families for dtype in FLAGS.dtypes for row in measure(family, dtype, depths)]
     print(f"{'family':<12} {'dtype':<8} {'blocks':>6} {'rel. error':>11} {'|out|/|in|':>10}  usable")
@@ -68,9 +69,8 @@ def main(argv):
         print(f"{r['family']:<12} {r['dtype']:<8} {r['depth']:>6} {r['relative_error']:>11.2e} "
               f"{r['output_norm_ratio']:>10.3g}  {'yes' if r['usable'] else 'NO'}")
     if FLAGS.output:
-        write_json(FLAGS.output, {"settings": {k: FLAGS[k].value for k in (
+        write_measurement(FLAGS.output, {"settings": {k: FLAGS[k].value for k in (
             "step_size", "width", "image_size", "batch_size", "bn_mode", "usable", "seed")}, "rows": rows})
-        print(f"wrote {FLAGS.output}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from experiments.usage import reject_positional  # noqa: E402
 from ml_resnet_tf import odenet, registry  # noqa: E402
 
 flags.DEFINE_list("families", [], "Only these families (default: all).")
+flags.register_validator("families", lambda names: set(names) <= set(registry.FAMILIES),
+                         f"--families: choose from {', '.join(registry.FAMILIES)}")
 FLAGS = flags.FLAGS
 
 
@@ -33,9 +35,6 @@ def rows(families=()) -> list[tuple]:
 
 def main(argv):
     reject_positional(argv)
-    unknown = set(FLAGS.families) - set(registry.FAMILIES)
-    if unknown:
-        raise app.UsageError(f"unknown families {sorted(unknown)}: choose from {', '.join(registry.FAMILIES)}")
     print(f"{'name':<16}{'family':<12}{'blocks':<14}{'depth':>6}{'h':>5}{'CIFAR-10':>12}{'CIFAR-100':>12}")
     for name, family, blocks, depth, h, c10, c100 in rows(FLAGS.families):
         print(f"{name:<16}{family:<12}{blocks:<14}{depth:>6}{h:>5g}{c10:>12,}{c100:>12,}")

@@ -234,6 +234,8 @@ def measured_saving(multilevel: dict, baseline: dict) -> dict:
     if len({tuple(c["blocks_per_stage"]) for c in cycles}) < 2:
         raise ValueError("the first run of a pair must be the multi-level one, and this one never interpolates: "
                          "pass MULTILEVEL,BASELINE")
+    if not baseline["cycles"]:
+        raise ValueError("the second run of a pair records no cycles: pass a baseline trained by experiments.train")
     if len({tuple(c["blocks_per_stage"]) for c in baseline["cycles"]}) > 1:
         raise ValueError("the second run of a pair must be a baseline, and this one interpolates: "
                          "pass MULTILEVEL,BASELINE")

@@ -11,7 +11,10 @@ would, and parallel augmentation stays deterministic.
 """
 
 import dataclasses
+import hashlib
 import os
+import socket
+import urllib.parse
 
 import numpy as np
 import tensorflow as tf
@@ -33,16 +36,20 @@ class DatasetSpec:
     pad: int  # zeros padded on each side before the random crop
     batch_size: int
     offline_dir: str  # the standard binary layout's folder
-    offline_hint: str
+    archive_url: str  # where tensorflow_datasets downloads it from; unpacked, it holds offline_dir
+
+    @property
+    def offline_hint(self) -> str:
+        return f"{os.path.basename(self.archive_url)} ({self.archive_url})"
 
 
 DATASETS = {
     "cifar10": DatasetSpec("cifar10", "CIFAR-10", 10, (32, 32, 3), 4, 100, "cifar-10-batches-bin",
-                           "cifar-10-binary.tar.gz (https://www.cs.toronto.edu/~kriz/cifar.html)"),
+                           "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"),
     "cifar100": DatasetSpec("cifar100", "CIFAR-100", 100, (32, 32, 3), 4, 100, "cifar-100-binary",
-                            "cifar-100-binary.tar.gz (https://www.cs.toronto.edu/~kriz/cifar.html)"),
+                            "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz"),
     "stl10": DatasetSpec("stl10", "STL-10", 10, (96, 96, 3), 12, 32, "stl10_binary",
-                         "stl10_binary.tar.gz (https://cs.stanford.edu/~acoates/stl10/)"),
+                         "http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz"),
 }
 
 
@@ -56,6 +63,14 @@ class ImageData:
     test_images: np.ndarray
     test_labels: np.ndarray
     source: str
+
+    def digest(self) -> str:
+        """SHA-256 of every image and label, in order: equal digests mean the same data, wherever they
+        were read from (under a second for CIFAR)."""
+        sha = hashlib.sha256()
+        for array in (self.train_images, self.train_labels, self.test_images, self.test_labels):
+            sha.update(np.ascontiguousarray(array).tobytes())
+        return sha.hexdigest()
 
 
 def _read_records(path, header, image_bytes):
@@ -104,6 +119,18 @@ def _read_offline(spec, folder):
     return train + test
 
 
+def _require_network(url, timeout=10.0):
+    """One connection attempt to the archive's host: offline, tensorflow_datasets would retry for
+    minutes before failing, so a machine without a network fails here, at once."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        socket.create_connection((parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)),
+                                 timeout=timeout).close()
+    except OSError as error:
+        reason = getattr(error, "strerror", None) or type(error).__name__
+        raise DataError(f"cannot reach {parts.hostname} to download it ({reason})") from None
+
+
 def _read_tfds(spec, data_dir, download):
     import tensorflow_datasets as tfds  # slow to import; only this source needs it
 
@@ -119,6 +146,7 @@ def _read_tfds(spec, data_dir, download):
             raise DataError("not prepared for tensorflow_datasets and --nodownload is set")
         print(f"{spec.title} is not in {data_dir or '~/tensorflow_datasets'}: downloading it with "
               "tensorflow_datasets (pass --data_dir with an offline copy to skip this)", flush=True)
+        _require_network(spec.archive_url)
         try:
             builder.download_and_prepare()
         except Exception as error:  # network, disk and checksum errors all end here

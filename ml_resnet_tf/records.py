@@ -133,6 +133,31 @@ class RunRecord:
     def epochs_done(self):
         return len(self.results["epochs"])
 
+    def use_data(self, images, log) -> None:
+        """Records the data (a ``data.ImageData``) a new run starts on; checks that a resumed run gets
+        the same ones.
+
+        ``--data_dir`` may change on resume (the data moved to another disk): the same images are
+        the same run, and the new folder is logged and recorded. Other images are refused, since
+        they would silently make a different run.
+        """
+        digest = images.digest()
+        known = self.results.get("data")
+        if known is None:
+            self.results["data"] = {"sha256": digest, "train_images": len(images.train_images),
+                                    "test_images": len(images.test_images), "sources": [images.source]}
+            return
+        if known["sha256"] != digest:
+            raise RunError(
+                f"the data in {images.source} ({len(images.train_images):,} training and {len(images.test_images):,} "
+                f"test images) differ from those {self.model_dir} began on in {known['sources'][-1]} "
+                f"({known['train_images']:,} and {known['test_images']:,}): pass that --data_dir to resume it, "
+                "or choose a new --model_dir")
+        if images.source != known["sources"][-1]:
+            log(f"note: the same data, now read from {images.source} (was {known['sources'][-1]}); "
+                "recorded in results.json")
+            known["sources"].append(images.source)
+
     def save(self):
         schema.validate(self.results)
         os.makedirs(os.path.join(self.model_dir, "checkpoints"), exist_ok=True)

@@ -9,7 +9,9 @@ Versions: 1 had no ``schema_version`` (and, in its first runs, no ``startup_seco
 ``schema_version`` and each epoch's ``block_scalars`` (a family's per-block scalars, e.g. LM-ResNet's
 ``k``); 3 adds each epoch's ``ensemble`` (the effective depth, ``ml_resnet_tf.ensemble``), the branch
 gains and scales inside ``block_scalars``, and each cycle's ``gains_at_start`` (before its first step:
-at initialisation, or just after an interpolation); older runs get ``None`` and ``{}`` there.
+at initialisation, or just after an interpolation); older runs get ``None`` and ``{}`` there; 4 adds
+``data``, what the run trains and tests on (a digest of the images and labels) and every folder it read
+them from, which an older run gains when it next resumes.
 :func:`upgrade` fills what an older file lacks, so every finished run stays readable.
 """
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 import typing
 from typing import TypedDict
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class SchemaError(ValueError):
@@ -84,6 +86,15 @@ class Interpolation(TypedDict):
     relative_logit_change: float
 
 
+class DataRecord(TypedDict):
+    """The images a run trains and tests on: a resumed run must see the same ones."""
+
+    sha256: str  # of the training and test images and labels, after --train_subset
+    train_images: int
+    test_images: int
+    sources: list[str]  # every folder (or tensorflow_datasets) it read them from, first first
+
+
 class Final(TypedDict):
     test_error: float
     test_accuracy: float
@@ -105,6 +116,7 @@ class _ResultsRequired(TypedDict):
 class Results(_ResultsRequired, total=False):
     final: Final  # once finished
     failure: str  # once failed: what went wrong, in one line
+    data: DataRecord  # from its first start (schema 4; an older run gains it when it resumes)
 
 
 STATUSES = ("running", "finished", "failed")

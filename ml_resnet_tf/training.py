@@ -175,6 +175,7 @@ def train(config: TrainConfig, callbacks=(), verbose: int = 1, log=print) -> dic
         record = RunRecord.open(config.model_dir, dataclasses.asdict(config), DEFAULTS)
         if _settled(record, log):  # finished, or failed, by another process since
             return record.results
+        record.use_data(images, log)
         record.save()  # results.json before anything else: from here on a kill leaves a run that resumes
         previous_policy = keras.config.dtype_policy()
         keras.config.set_dtype_policy(config.mixed_precision)

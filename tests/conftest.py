@@ -29,6 +29,18 @@ def tiny_cifar10(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, tiny_cifar10):
+    """A ResNet-8 (1-1-1) trained for one epoch on generated images."""
+    from ml_resnet_tf.config import TrainConfig
+    from ml_resnet_tf.training import train
+
+    model_dir = tmp_path_factory.mktemp("runs") / "resnet8"
+    train(TrainConfig(str(model_dir), data_dir=str(tiny_cifar10), model="resnet8", epochs=1, interpolate_at=(),
+                      batch_size=50), verbose=0, log=lambda line: None)
+    return model_dir
+
+
+@pytest.fixture(scope="session")
 def real_cifar10(tmp_path_factory):
     """The real CIFAR-10 from ../shared, written by its prepare.py into the standard layout."""
     if not (SHARED_CIFAR10 / "prepare.py").is_file():

@@ -72,26 +72,18 @@ def test_bench_binary_measures_pipeline_models_and_schedules(tmp_path):
     assert "| resnet | 2-2-2 |" in result.stdout and "wrote" in result.stdout
 
 
-def test_bench_refuses_unfinished_measured_runs_in_one_line(tmp_path):
-    result = helpers.run_module("experiments.bench", f"--measured_runs={tmp_path / 'i'},{tmp_path / 'base'}")
-    assert result.returncode == 1
-    assert helpers.error_lines(result.stderr) == [
-        f"error: --measured_runs: {tmp_path / 'i'} holds no finished run; train it with experiments.train first"]
-
-
 def test_bench_times_stochastic_depth_beside_the_expected_skip(tmp_path):
+    (tmp_path / "bench.json").write_text('{"an": "earlier measurement"}')
     result = helpers.run_module("experiments.bench", "--families=lm_resnet", "--architectures=2-2-2",
                                 "--stochastic_depth=0.5", "--batch_size=8", "--steps=2", "--repeats=1",
                                 f"--output={tmp_path / 'bench.json'}")
     assert result.returncode == 0, result.stderr[-3000:]
-    (row,) = json.loads((tmp_path / "bench.json").read_text())["architectures"]
+    # A measurement is never replaced: the new one goes beside it.
+    assert (tmp_path / "bench.json").read_text() == '{"an": "earlier measurement"}'
+    assert f"wrote {tmp_path / 'bench-2.json'} ({tmp_path / 'bench.json'} holds an earlier measurement, kept)" \
+        in result.stdout
+    (row,) = json.loads((tmp_path / "bench-2.json").read_text())["architectures"]
     sd = row["stochastic_depth"]
     assert sd["expected_skipped"] == pytest.approx(0.5 * 7 / 12)  # mean of (l/6) * 0.5 over l = 1..6
     assert len(sd["step_seconds"]["values"]) == len(sd["plain_step_seconds"]["values"]) == 2  # steps x repeats
     assert sd["step_seconds"]["median"] > 0 and "expected fraction of blocks skipped 29.2%" in result.stdout
-
-
-def test_bench_refuses_unknown_families_in_one_line():
-    result = helpers.run_module("experiments.bench", "--families=vgg")
-    assert result.returncode == 1
-    assert helpers.error_lines(result.stderr)[0].startswith("error: --families: unknown vgg; choose from resnet")

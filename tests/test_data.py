@@ -1,5 +1,7 @@
 """Datasets: the offline binary layouts, tfds (mocked), and the deterministic pipeline."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -57,8 +59,21 @@ def test_missing_offline_dataset_says_how_to_provide_it(tmp_path):
     assert "cifar-100-binary/" in message and "--data_dir" in message and "\n" not in message
 
 
+def test_download_without_a_network_fails_at_once_and_says_how_to_go_offline(tmp_path, monkeypatch):
+    # Port 9 on loopback refuses at once: a host that cannot be reached, without needing a network.
+    spec = dataclasses.replace(data.DATASETS["cifar10"], archive_url="http://127.0.0.1:9/cifar-10-binary.tar.gz")
+    monkeypatch.setitem(data.DATASETS, "cifar10", spec)
+    with pytest.raises(data.DataError) as error:
+        data.load("cifar10", str(tmp_path / "tfds"), download=True)
+    assert str(error.value).startswith("CIFAR-10: cannot reach 127.0.0.1 to download it (Connection refused). "
+                                       "Pass --data_dir=DIR with cifar-10-batches-bin/ in DIR, unpacked from "
+                                       "cifar-10-binary.tar.gz (http://127.0.0.1:9/"), str(error.value)
+    assert not (tmp_path / "tfds" / "cifar10").exists()
+
+
 @pytest.mark.parametrize("name, shape", [("cifar10", (32, 32, 3)), ("cifar100", (32, 32, 3)), ("stl10", (96, 96, 3))])
-def test_tensorflow_datasets_path(name, shape):
+def test_tensorflow_datasets_path(name, shape, monkeypatch):
+    monkeypatch.setattr(data, "_require_network", lambda url: None)  # mock_data stands in for the network
     with tfds.testing.mock_data(num_examples=6):
         loaded = data.load(name, download=True)
     assert loaded.source == "tensorflow_datasets"

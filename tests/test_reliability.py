@@ -1,10 +1,12 @@
 """Runs that go wrong: divergence is a failure, not a finish; one process per run folder."""
 
 import contextlib
+import dataclasses
 import errno
 import io
 import json
 import os
+import shutil
 
 import keras
 import numpy as np
@@ -16,7 +18,7 @@ from ml_resnet_tf.data import DataError
 from ml_resnet_tf.records import RunError
 from ml_resnet_tf.training import train
 from tests import helpers
-from tests.test_training import tiny_config, without_times
+from tests.test_training import Interrupt, tiny_config, without_times
 
 
 class Poison(keras.callbacks.Callback):
@@ -189,3 +191,29 @@ def test_a_model_dir_inside_a_file_is_one_line(tmp_path, tiny_cifar10):
     (tmp_path / "file").write_text("")
     with pytest.raises(RunError, match=r"cannot write into .*file/run \(Not a directory\)"):
         train(tiny_config(tmp_path / "file" / "run", tiny_cifar10), verbose=0, log=lambda line: None)
+
+
+def test_resuming_from_moved_data_is_recorded_and_from_other_data_refused(tmp_path, tiny_cifar10):
+    config = tiny_config(tmp_path / "run", tiny_cifar10, model="resnet8", start_blocks=(), epochs=2, interpolate_at=())
+    with pytest.raises(KeyboardInterrupt):
+        train(config, callbacks=[Interrupt(epoch=1, batch=0)], verbose=0, log=lambda line: None)
+    moved, other = tmp_path / "moved", tmp_path / "other"
+    shutil.copytree(tiny_cifar10, moved)
+    shutil.copytree(tiny_cifar10, other)
+    path = other / "cifar-10-batches-bin" / "test_batch.bin"
+    raw = bytearray(path.read_bytes())
+    raw[1] ^= 1  # one pixel of the first test image
+    path.write_bytes(bytes(raw))
+    before = (tmp_path / "run" / "results.json").read_bytes()
+    with pytest.raises(RunError, match=r"the data in .*other/cifar-10-batches-bin \(200 training and 100 test images\) "
+                                       r"differ from those .*run began on in .*/cifar-10-batches-bin \(200 and 100\): "
+                                       "pass that --data_dir to resume it"):
+        train(dataclasses.replace(config, data_dir=str(other)), verbose=0, log=lambda line: None)
+    assert (tmp_path / "run" / "results.json").read_bytes() == before
+    lines = []
+    results = train(dataclasses.replace(config, data_dir=str(moved)), verbose=0, log=lines.append)
+    assert results["status"] == "finished" and len(results["epochs"]) == 2
+    assert (f"note: the same data, now read from {moved}/cifar-10-batches-bin (was {tiny_cifar10}/"
+            "cifar-10-batches-bin); recorded in results.json") in lines
+    assert results["data"]["sources"] == [f"{tiny_cifar10}/cifar-10-batches-bin", f"{moved}/cifar-10-batches-bin"]
+    assert results["data"]["train_images"] == 200 and len(results["data"]["sha256"]) == 64

@@ -10,7 +10,7 @@ import pytest
 from experiments import studies
 from ml_resnet_tf.config import DEFAULTS, TrainConfig
 from ml_resnet_tf.records import RunError, RunRecord
-from ml_resnet_tf.training import _schedule, train
+from ml_resnet_tf.training import _schedule
 from tests import helpers
 
 
@@ -46,15 +46,6 @@ def test_a_run_recorded_before_a_flag_existed_still_resumes(tmp_path):
     assert RunRecord.open(str(tmp_path / "old"), flags, DEFAULTS).results["flags"] == json.loads(json.dumps(older))
     with pytest.raises(RunError, match="--lr_restart=True, not False"):
         RunRecord.open(str(tmp_path / "old"), {**flags, "lr_restart": False}, DEFAULTS)
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory, tiny_cifar10):
-    """A ResNet-8 (1-1-1) trained for one epoch on generated images."""
-    model_dir = tmp_path_factory.mktemp("runs") / "resnet8"
-    train(TrainConfig(str(model_dir), data_dir=str(tiny_cifar10), model="resnet8", epochs=1, interpolate_at=(),
-                      batch_size=50), verbose=0, log=lambda line: None)
-    return model_dir
 
 
 def test_norms_binary_writes_json_and_figures(trained_run, tmp_path):
@@ -99,38 +90,6 @@ def test_ensemble_binary_writes_json_and_figures_beside_the_run(trained_run):
     result = helpers.run_module("experiments.ensemble", f"--model_dir={trained_run}", "--ks=2,9")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert helpers.error_lines(result.stderr) == ["error: --ks: path lengths must lie in 0 ... 3, got [2, 9]"]
-
-
-@pytest.mark.parametrize("module, args, message", [
-    ("experiments.lesion", ["--model_dir={tmp}"], "holds no results.json"),
-    ("experiments.ensemble", ["--model_dir={tmp}/broken,{tmp}"], "--output_dir is required with more than one"),
-    ("experiments.ensemble", ["--model_dir={tmp}", "--ks=1,x"], "--ks takes comma-separated path lengths"),
-    ("experiments.ensemble", ["--model_dir={tmp}", "--path_samples=0"], "--path_samples must be at least 1"),
-    ("experiments.ensemble", ["--model_dir={tmp}", "{tmp}"], "unexpected argument"),
-    ("experiments.bench", ["fast"], "error: unexpected argument 'fast': every option is a flag"),
-    ("experiments.norms", ["--model_dir="], "--model_dir needs at least one run folder"),
-    ("experiments.norms", ["--model_dir={tmp}/broken", "--output_dir={tmp}/broken/results.json"],
-     "broken/results.json is a file, not a folder: choose another --output_dir"),
-    ("experiments.ensemble", ["--model_dir={tmp}/broken", "--output_dir={tmp}/broken/results.json"],
-     "is a file, not a folder: choose another --output_dir"),
-    ("experiments.figures", ["--notrain", "--figures=9", "--results_dir={tmp}/broken/results.json"],
-     "is a file, not a folder: choose another --results_dir"),
-    ("experiments.reproduce", ["--notrain", "--results_dir={tmp}/broken/results.json"],
-     "is a file, not a folder: choose another --results_dir"),
-    ("experiments.reproduce", ["--notrain", "--runs_dir={tmp}/nowhere", "--results_dir={tmp}/out"], "no runs under"),
-    ("experiments.figures", ["--notrain", "--figures=9", "--runs_dir={tmp}/nowhere", "--results_dir={tmp}/out"],
-     "or drop --notrain to train them"),
-    ("experiments.norms", ["--model_dir={tmp},{tmp}"], "--output_dir is required with more than one --model_dir"),
-    ("experiments.figures", ["--figures=5"], "--figures takes a comma-separated subset"),
-    ("experiments.norms", ["--model_dir={tmp}/broken"], "broken/model.keras ("),
-])
-def test_bad_input_gives_one_line(tmp_path, module, args, message):
-    fake_run(tmp_path / "broken", [0.5])  # a finished run whose model.keras is not a model
-    (tmp_path / "broken" / "model.keras").write_text("not a zip file")
-    result = helpers.run_module(module, *[a.format(tmp=tmp_path) for a in args])
-    assert result.returncode == 1
-    assert any(message in line for line in helpers.error_lines(result.stderr)), result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
 
 
 def fake_run(folder, accuracies):
