@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from ml_resnet_tf import data, distribute, odenet, registry
+from ml_resnet_tf import data, distribute, interpolation, odenet, registry
 
 
 class ConfigError(ValueError):
@@ -71,6 +71,15 @@ class TrainConfig:
     momentum: float = _field(0.9, "SGD momentum.")
     lr_restart: bool = _field(True, "Restart the cosine learning rate at every cycle (Eq. 9); --nolr_restart "
                                     "anneals once over the whole run (Fig. 10).")
+    interpolation_rule: str = _field("copy", "How an interpolation initialises the new blocks: copy (the paper's, "
+                                             "Appendix B), linear (the mean of the neighbours in time, as Meganet), "
+                                             "zero (zero branches with h kept: the grown net computes what the "
+                                             "shallow one did, as Net2Net).", interpolation.RULES)
+    restart_warmup: float = _field(0.0, "Epochs over which each restart after the first cycle ramps the learning "
+                                        "rate linearly from --lr_min up to --lr_max before its cosine (0: the "
+                                        "paper's instant restart).")
+    bn_reestimate: int = _field(0, "Training batches passed forward after each interpolation to re-estimate "
+                                   "batch-norm statistics before the new cycle (0: keep the copied ones).")
     seed: int = _field(0, "Seed for initialization, data order and augmentation.")
     train_subset: int = _field(0, "Train on the first N images only; 0 for all.")
     scale: float = _field(1.0, "Multiply --epochs and --interpolate_at by this (rounded, at least 1) for a "
@@ -115,7 +124,8 @@ class TrainConfig:
         _check(0 <= self.seed <= MAX_SEED, f"--seed must be a whole number from 0 to {MAX_SEED}, got {self.seed}")
         for name in ("epochs", "step_size", "lr_max", "momentum", "scale"):
             _check(getattr(self, name) > 0, f"--{name} must be positive, got {getattr(self, name)}")
-        for name in ("batch_size", "lr_min", "weight_decay", "train_subset", "data_threads"):
+        for name in ("batch_size", "lr_min", "weight_decay", "train_subset", "data_threads", "restart_warmup",
+                     "bn_reestimate"):
             _check(getattr(self, name) >= 0, f"--{name} must not be negative, got {getattr(self, name)}")
         _check(0 < self.stochastic_depth <= 1, f"--stochastic_depth is p_L, in (0, 1], got {self.stochastic_depth}")
         _check(self.steps_per_execution >= 1,
@@ -127,6 +137,10 @@ class TrainConfig:
         _check(all(a < b for a, b in zip(bounds, bounds[1:])) and all(e >= 1 for e in self.interpolate_at),
                f"--interpolate_at={_csv(self.interpolate_at)} must be increasing epochs between 1 and "
                f"--epochs - 1 = {self.epochs - 1}{scaled}")
+        shortest = min((b - a for a, b in zip(bounds[1:], bounds[2:])), default=None)
+        _check(shortest is None or self.restart_warmup < shortest,
+               f"--restart_warmup={self.restart_warmup:g} must be shorter than the shortest cycle after the first "
+               f"({shortest} epochs)")
         k = self.num_interpolations
         _check(k == 0 or k == len(self.interpolate_at),
                f"the run interpolates {k} times but --interpolate_at={_csv(self.interpolate_at)} "
@@ -196,7 +210,8 @@ class TrainConfig:
         plan = []
         for i, (start, end) in enumerate(zip(starts, ends)):
             blocks = tuple(b // 2 ** (k - i) for b in self.final_blocks) if k else self.final_blocks
-            plan.append(Cycle(i + 1, start, end, blocks, self.step_size / 2 ** i if k else self.step_size))
+            halved = k and self.interpolation_rule != "zero"  # the zero rule keeps h (interpolation)
+            plan.append(Cycle(i + 1, start, end, blocks, self.step_size / 2 ** i if halved else self.step_size))
         return plan
 
 

@@ -20,9 +20,13 @@ class CyclicCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
       boundaries: global steps at which a new cycle starts (strictly increasing,
         each in ``(0, total_steps)``); empty for a single cosine over the run.
       total_steps: the run's length; steps past it stay at ``lr_min``.
+      warmup_steps: at each restart (not the first cycle), the rate first rises linearly from
+        ``lr_min`` to ``lr_max`` over this many steps, then follows Eq. 9 over the rest of the
+        cycle; 0 is the paper's instant restart. A softer restart after an interpolation, so the
+        jump to ``lr_max`` does not undo what the copied blocks learnt (issue 15).
     """
 
-    def __init__(self, lr_max, lr_min, boundaries, total_steps, name="cyclic_cosine"):
+    def __init__(self, lr_max, lr_min, boundaries, total_steps, name="cyclic_cosine", warmup_steps=0):
         starts = [0] + [int(b) for b in boundaries]
         ends = starts[1:] + [int(total_steps)]
         if any(end <= start for start, end in zip(starts, ends)):
@@ -30,6 +34,9 @@ class CyclicCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
         self.lr_max, self.lr_min = float(lr_max), float(lr_min)
         self.boundaries, self.total_steps = starts[1:], int(total_steps)
         self.name = name
+        self.warmup_steps = int(warmup_steps)
+        if self.boundaries and self.warmup_steps >= min(e - s for s, e in zip(starts[1:], ends[1:])):
+            raise ValueError(f"warmup_steps={warmup_steps} must be shorter than every cycle after the first")
 
     def __call__(self, step):
         step = ops.cast(step, "float32")
@@ -37,9 +44,13 @@ class CyclicCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
         lengths = ops.convert_to_tensor(
             [float(e - s) for s, e in zip([0] + self.boundaries, self.boundaries + [self.total_steps])])
         cycle = ops.sum(ops.cast(ops.greater_equal(step, starts[1:]), "int32"))
-        progress = ops.minimum((step - ops.take(starts, cycle)) / ops.take(lengths, cycle), 1.0)
-        return self.lr_min + 0.5 * (self.lr_max - self.lr_min) * (1.0 + ops.cos(math.pi * progress))
+        warmup = ops.where(cycle > 0, float(self.warmup_steps), 0.0)
+        into = step - ops.take(starts, cycle)
+        progress = ops.clip((into - warmup) / (ops.take(lengths, cycle) - warmup), 0.0, 1.0)
+        cosine = self.lr_min + 0.5 * (self.lr_max - self.lr_min) * (1.0 + ops.cos(math.pi * progress))
+        ramp = self.lr_min + (self.lr_max - self.lr_min) * into / ops.maximum(warmup, 1.0)
+        return ops.where(into < warmup, ramp, cosine)
 
     def get_config(self):
         return {"lr_max": self.lr_max, "lr_min": self.lr_min, "boundaries": list(self.boundaries),
-                "total_steps": self.total_steps, "name": self.name}
+                "total_steps": self.total_steps, "name": self.name, "warmup_steps": self.warmup_steps}

@@ -55,7 +55,8 @@ def _schedule(config: TrainConfig, steps_per_epoch: int) -> CyclicCosineDecay:
     one cosine over the whole run (Fig. 10's "without resetting the learning rate")."""
     boundaries = config.run_boundaries if config.lr_restart else ()
     return CyclicCosineDecay(*config.learning_rates, [e * steps_per_epoch for e in boundaries],
-                             config.run_epochs * steps_per_epoch)
+                             config.run_epochs * steps_per_epoch,
+                             warmup_steps=round(config.restart_warmup * steps_per_epoch) if boundaries else 0)
 
 
 def _duration(seconds):
@@ -69,12 +70,16 @@ def _train_time(summary):
             f"(+{_duration(summary.get('startup_seconds', 0.0))} start-up)")
 
 
-def _interpolate(model, cycle, test_data, test_labels, seed):
-    """Interpolates into ``cycle``'s architecture and measures what the interpolation changed."""
+def _interpolate(model, cycle, config, images, test_data):
+    """Interpolates into ``cycle``'s architecture by ``config.interpolation_rule``, re-estimates
+    batch-norm statistics if asked, and measures what the two changed."""
     started = time.perf_counter()
-    keras.utils.set_random_seed(seed + cycle.index)  # identity-initialized blocks draw weights
-    new_model = interpolate(model)
+    keras.utils.set_random_seed(config.seed + cycle.index)  # identity-initialized blocks draw weights
+    new_model = interpolate(model, config.interpolation_rule)
+    if config.bn_reestimate:
+        _reestimate_batch_norm(new_model, images.train_images, config.effective_batch_size, config.bn_reestimate)
     seconds = time.perf_counter() - started
+    test_labels = images.test_labels
     before = model.predict(test_data, verbose=0)
     after = new_model.predict(test_data, verbose=0)
     return new_model, {
@@ -89,6 +94,14 @@ def _interpolate(model, cycle, test_data, test_labels, seed):
         "test_accuracy_after": float(np.mean(after.argmax(-1) == test_labels)),
         **analysis.logit_agreement(before, after),
     }
+
+
+def _reestimate_batch_norm(model, train_images, batch_size, batches):
+    """Forward passes in training mode over the first ``batches`` batches of (unaugmented) training
+    images: each batch norm's moving statistics move towards the new net's, no weight changes.
+    Counted in the interpolation's time, since it is part of the switch."""
+    for start in range(0, min(batches * batch_size, len(train_images)), batch_size):
+        model(data.standardize(train_images[start:start + batch_size]), training=True)
 
 
 def _start_cycle(model, cycle, config, images, test_data, probe, schedule, steps, results, log, writer):
@@ -115,7 +128,7 @@ def _start_cycle(model, cycle, config, images, test_data, probe, schedule, steps
                                          config.sync_batch_norm, stochastic_depth=config.stochastic_depth,
                                          memory_efficient=config.memory_efficient)
         else:
-            model, change = _interpolate(model, cycle, test_data, images.test_labels, config.seed)
+            model, change = _interpolate(model, cycle, config, images, test_data)
             results["interpolations"] = [i for i in results["interpolations"] if i["cycle"] < cycle.index] + [change]
             with writer.as_default(step=cycle.start_epoch):
                 for key in ("test_accuracy_before", "test_accuracy_after", "top1_agreement", "relative_logit_change"):

@@ -40,6 +40,8 @@ CASES = {
         (["--model_dir={w}/new", "--weight_decay=nan"], "--weight_decay must be a finite number, got nan"),
         (["--model_dir={w}/new", "--lr_min=1"], "--lr_min=1.0 is above --lr_max=0.5"),
         (["--model_dir={w}/new", "--momentum=1"], "--momentum must be below 1"),
+        (["--model_dir={w}/new", "--interpolation_rule=cubic"], "value should be one of"),
+        (["--model_dir={w}/new", "--restart_warmup=60"], "--restart_warmup=60 must be shorter than the shortest"),
         (["--model_dir={w}/new", "--stochastic_depth=0"], "--stochastic_depth is p_L, in (0, 1]"),
         (["--model_dir={w}/new", "--steps_per_execution=0"], "--steps_per_execution must be at least 1"),
         (["--model_dir={w}/new", "--scale=0"], "--scale must be positive"),

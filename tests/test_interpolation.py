@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ml_resnet_tf import blocks_per_stage, build_resnet, compare_models, interpolate, step_size
-from ml_resnet_tf.interpolation import IDENTITY, interpolation_sources
+from ml_resnet_tf import blocks_per_stage, build_resnet, compare_models, interpolate, registry, step_size
+from ml_resnet_tf.interpolation import IDENTITY, _rule_sources, interpolation_sources
 from ml_resnet_tf.odenet import stages
+from ml_resnet_tf.registry import FAMILIES
 
 
 def trained(blocks, step=1.0, **kwargs):
@@ -122,3 +123,46 @@ def test_compare_models():
     other = build_resnet((1, 1, 1))
     result = compare_models(model, other, x)
     assert 0 <= result["top1_agreement"] <= 1 and result["relative_logit_change"] > 0.1
+
+
+@pytest.mark.parametrize("n, keeps_shape, rule, expected", [
+    (3, False, "copy", [(1,), (2,), (2,), (2,), (3,), (3,)]),
+    (3, False, "linear", [(1,), (2,), (2,), (2, 3), (3,), (3,)]),  # between neighbours; the last extrapolates
+    (3, True, "linear", [(1,), (1, 2), (2,), (2, 3), (3,), (3,)]),
+    (1, False, "linear", [(1,), ()]),  # a lone downsampling block: nothing to average, the identity step
+    (3, False, "zero", [(1,), (), (2,), (), (3,), ()]),
+])
+def test_rule_sources(n, keeps_shape, rule, expected):
+    assert _rule_sources(n, keeps_shape, rule) == expected
+
+
+# The families whose zero branch is exactly zero and whose zero step leaves the state as it is.
+EXACT_ZERO = {"resnet", "wresnet"}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_the_zero_rule_keeps_h_and_preserves_the_function_where_it_promises(family):
+    old = registry.build_model(family, blocks_per_stage=(1, 2, 1), step_size=0.5)
+    x = images(8)
+    old(x, training=True)  # moving statistics away from their initial values
+    new = interpolate(old, rule="zero")
+    assert blocks_per_stage(new) == (2, 4, 2) and step_size(new) == 0.5
+    for training in (False, True):
+        before, after = (keras.ops.convert_to_numpy(m(x, training=training)) for m in (old, new))
+        if family in EXACT_ZERO:
+            np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-5, err_msg=f"training={training}")
+        else:
+            assert not np.allclose(after, before, rtol=1e-5, atol=1e-5)
+
+
+def test_the_linear_rule_averages_neighbours_and_halves_h():
+    old = trained((3, 3, 3))
+    new = interpolate(old, rule="linear")
+    assert blocks_per_stage(new) == (6, 6, 6) and step_size(new) == 0.5
+    for old_blocks, new_blocks in zip(stages(old), stages(new)):
+        assert same_weights(new_blocks[4], old_blocks[2])  # old block 3 stays new block 5
+        for got, a, b in zip(new_blocks[3].get_weights(), old_blocks[1].get_weights(), old_blocks[2].get_weights()):
+            np.testing.assert_allclose(got, (a + b) / 2, rtol=1e-6)  # block 4 sits between old 2 and 3
+        assert same_weights(new_blocks[5], old_blocks[2])  # after the last block: its copy
+    with pytest.raises(ValueError, match="unknown interpolation rule 'cubic': choose from copy, linear, zero"):
+        interpolate(old, rule="cubic")

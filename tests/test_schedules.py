@@ -58,3 +58,17 @@ def test_serializes():
 def test_refuses_boundaries_outside_the_run(boundaries, total):
     with pytest.raises(ValueError, match="must increase strictly"):
         CyclicCosineDecay(LR_MAX, LR_MIN, boundaries, total)
+
+
+def test_a_restart_with_warm_up_ramps_from_lr_min_then_follows_the_cosine():
+    schedule = CyclicCosineDecay(LR_MAX, LR_MIN, [1000], 3000, warmup_steps=200)
+    assert lr(schedule, 0) == pytest.approx(LR_MAX)  # the first cycle starts as the paper's
+    assert lr(schedule, 999) == pytest.approx(eq9(999, 1000), rel=1e-5)
+    assert lr(schedule, 1000) == pytest.approx(LR_MIN)
+    assert lr(schedule, 1100) == pytest.approx((LR_MAX + LR_MIN) / 2)
+    assert lr(schedule, 1200) == pytest.approx(LR_MAX)
+    assert lr(schedule, 2100) == pytest.approx(eq9(900, 1800), rel=1e-5)  # the cosine over what is left
+    restored = CyclicCosineDecay.from_config(schedule.get_config())
+    assert lr(restored, 1050) == pytest.approx(lr(schedule, 1050))
+    with pytest.raises(ValueError, match="warmup_steps=2000 must be shorter than every cycle after the first"):
+        CyclicCosineDecay(LR_MAX, LR_MIN, [1000], 3000, warmup_steps=2000)

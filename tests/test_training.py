@@ -11,7 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from ml_resnet_tf import odenet
 from ml_resnet_tf.config import ConfigError, Cycle, TrainConfig
 from ml_resnet_tf.records import RunError
-from ml_resnet_tf.training import train
+from ml_resnet_tf.training import _schedule, train
 
 
 def test_multilevel_plan_matches_table1():
@@ -35,6 +35,9 @@ def test_baselines_restart_without_interpolating():
     (dict(model="resnet15"), "--model: unknown model"),
     (dict(epochs=0), "--epochs must be positive"),
     (dict(lr_min=0.6), "--lr_min=0.6 is above --lr_max=0.5"),
+    (dict(restart_warmup=50), "--restart_warmup=50 must be shorter than the shortest cycle after the first (50"),
+    (dict(interpolation_rule="cubic"), "--interpolation_rule must be one of copy, linear, zero, got 'cubic'"),
+    (dict(bn_reestimate=-1), "--bn_reestimate must not be negative, got -1"),
     (dict(momentum=1.0), "--momentum must be below 1"),
     (dict(batch_size=-1), "--batch_size must not be negative"),
     (dict(interpolate_at=(110, 60)), "must be increasing epochs"),
@@ -223,3 +226,19 @@ def test_multilevel_lm_resnet_with_stochastic_depth_resumes_and_records_k(tmp_pa
     model = keras.models.load_model(tmp_path / "resumed" / "model.keras")
     assert model.spec["family"] == "lm_resnet" and model.name == "lm_resnet14"
     assert [b.survival for b in odenet.blocks(model)] == pytest.approx(odenet.survival_rates(6, 0.5))
+
+
+def test_interpolation_rules_and_restart_options_train_and_are_recorded(tmp_path, tiny_cifar10):
+    zero = train(tiny_config(tmp_path / "zero", tiny_cifar10, interpolation_rule="zero"), verbose=0,
+                 log=lambda line: None)
+    (change,) = zero["interpolations"]
+    # The zero rule preserves the function: the grown net classifies every test image as before.
+    assert change["top1_agreement"] == 1.0 and change["relative_logit_change"] < 1e-5
+    assert change["test_accuracy_after"] == change["test_accuracy_before"]
+    assert [c["step_size"] for c in zero["cycles"]] == [1.0, 1.0] and change["to_step_size"] == 1.0
+    config = tiny_config(tmp_path / "linear", tiny_cifar10, interpolation_rule="linear", restart_warmup=0.5,
+                         bn_reestimate=2)
+    linear = train(config, verbose=0, log=lambda line: None)
+    assert [c["step_size"] for c in linear["cycles"]] == [1.0, 0.5] and linear["status"] == "finished"
+    assert linear["flags"]["interpolation_rule"] == "linear" and linear["flags"]["bn_reestimate"] == 2
+    assert _schedule(config, 4).warmup_steps == 2
