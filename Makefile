@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUNS ?= runs
 DATA_DIR ?=
 
-.PHONY: install test test-fast lint demo reproduce-table3 reproduce-table4 reproduce-figures bench clean
+.PHONY: install test test-fast lint demo reproduce-table3 reproduce-table4 reproduce-figures headline bench clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,15 @@ reproduce-figures: $(VENV)/.installed
 	$(BIN)/python -m experiments.figures --figures=$(FIGURES) --datasets=$(DATASETS) --seeds=$(SEEDS) \
 		--scale=$(SCALE) --train_subset=$(TRAIN_SUBSET) --num_images=$(NUM_IMAGES) --runs_dir=$(RUNS) \
 		$(if $(DATA_DIR),--data_dir=$(DATA_DIR))
+
+# The headline (experiments.headline, docs/headline.md): multi-level ResNet-26 (1-1-1 -> 4-4-4) against its
+# last-cycle model under the same three cycles, on CIFAR-10, once per interpolation rule in RULES. The default
+# trains on 2,000 images (minutes on a CPU); HEADLINE_SUBSET=0 uses all 50,000 (the README's numbers).
+HEADLINE_SUBSET ?= 2000
+RULES ?= copy,zero
+headline: $(VENV)/.installed
+	$(BIN)/python -m experiments.headline --rules=$(RULES) --scale=$(SCALE) --train_subset=$(HEADLINE_SUBSET) \
+		--runs_dir=$(RUNS) $(if $(DATA_DIR),--data_dir=$(DATA_DIR))
 
 # Throughput, FLOPs, interpolation costs and predicted savings; a table on stdout, JSON in results/.
 # The default measures every architecture (a GPU job); on a CPU, e.g.

@@ -316,3 +316,19 @@ def ensemble_lesion_figure(path, entries, note=""):
 
     return _figure(path, "Ensemble view against the lesion study", panels or [("no lesion study", None)],
                    lambda ax, job: job is not None and draw(ax, job), note, columns=2)
+
+
+def headline_figure(path, entries, note=""):
+    """Test accuracy against training time, one line per run: ``(title, [(seconds, accuracy)], epochs at
+    which it interpolated)``. A square marks the last epoch before each interpolation (``experiments.headline``)."""
+    def draw(ax, runs):
+        for title, points, switches in runs:
+            minutes, accuracy = [p[0] / 60 for p in points], [100 * p[1] for p in points]
+            line, = ax.plot(minutes, accuracy, marker=".", label=title)
+            ax.plot([minutes[e - 1] for e in switches if 0 < e <= len(points)],
+                    [accuracy[e - 1] for e in switches if 0 < e <= len(points)], "s", color=line.get_color())
+        return bool(runs)
+
+    return _figure(path, "Multi-level against the last-cycle model: test accuracy over training time",
+                   [("ResNet-26, CIFAR-10", entries)], draw, note, columns=1, xlabel="training time (minutes)",
+                   ylabel="test accuracy (%)")

@@ -97,6 +97,14 @@ CASES = {
          "or drop --notrain to train them"),
         (["9"], "unexpected argument '9'"),
     ],
+    "experiments.headline": [
+        (["--rules=cubic"], "--rules takes a comma-separated subset of copy,linear,zero"),
+        (["--rules="], "--rules takes a comma-separated subset"),
+        (["--restart_warmup=5"], "--restart_warmup must be in [0, 3) epochs"),
+        (["--notrain", "--runs_dir={w}/nowhere", "--results_dir={w}/results"], "or drop --notrain to train them"),
+        (["--notrain", "--results_dir={w}/file"], "is a file, not a folder: choose another --results_dir"),
+        (["copy"], "unexpected argument 'copy'"),
+    ],
     "experiments.norms": [
         ([], "--model_dir"),
         (["--model_dir="], "--model_dir needs at least one run folder"),
