@@ -3,8 +3,10 @@
     python -m experiments.compare --model_dirs=runs/resnet26,runs/resnet26_i,runs/lm_resnet26
 
 Each row gives the model and its cycles, the last cycle's parameters, the test error after each
-cycle and at the end, and the training time (``results.json``'s ``train_seconds``, the paper's
-"Time"). Any family's runs compare the same way.
+cycle and at the end, the training time (``results.json``'s ``train_seconds``, the paper's
+"Time"), how the run restarts its cycles (interpolation rule, warm-up, batch-norm re-estimation),
+and each interpolation's test accuracy right before and after it with the epochs it took to get
+back (issue 15's side-by-side table). Any family's runs compare the same way.
 """
 
 import os
@@ -13,7 +15,8 @@ import sys
 from absl import app, flags
 
 from experiments.usage import reject_positional
-from ml_resnet_tf import odenet
+from ml_resnet_tf import benchmark, odenet
+from ml_resnet_tf.config import DEFAULTS
 from ml_resnet_tf.records import load_results
 
 flags.DEFINE_list("model_dirs", [], "Run folders written by experiments.train.")
@@ -25,9 +28,16 @@ def row(model_dir: str, results: dict) -> str:
     path = " → ".join(odenet.format_blocks(c["blocks_per_stage"]) for c in cycles)
     errors = " / ".join(f"{100 * c['test_error']:.2f}" for c in cycles if "test_error" in c)
     seconds = sum(c.get("train_seconds", 0.0) for c in cycles)
+    flags = {**DEFAULTS, **results["flags"]}
+    grows = cycles[0]["blocks_per_stage"] != cycles[-1]["blocks_per_stage"]
+    restart = (f"{flags['interpolation_rule'] if grows else '-'}"
+               f"{', warm-up ' + format(flags['restart_warmup'], 'g') if flags['restart_warmup'] else ''}"
+               f"{', BN ' + str(flags['bn_reestimate']) if flags['bn_reestimate'] else ''}"
+               f"{'' if flags['lr_restart'] else ', no LR restart'}")
     return (f"| {os.path.basename(os.path.normpath(model_dir))} | {results['flags'].get('model', '?')} | {path} | "
             f"{cycles[-1]['params']:,} | {errors} | {100 * results['epochs'][-1]['test_error']:.2f} | "
-            f"{seconds / 60:.1f} | {results['status']} |")
+            f"{seconds / 60:.1f} | {restart} | {benchmark.format_recoveries(benchmark.recoveries(results))} | "
+            f"{results['status']} |")
 
 
 def main(argv):
@@ -39,8 +49,8 @@ def main(argv):
               "pass folders written by experiments.train", file=sys.stderr)
         sys.exit(1)
     print("| run | model | blocks per cycle | params | test error % per cycle | final test error % | "
-          "train minutes | status |")
-    print("| --- | --- | --- | ---: | --- | ---: | ---: | --- |")
+          "train minutes | restart | interpolations: test acc. before -> after (epochs to recover) | status |")
+    print("| --- | --- | --- | ---: | --- | ---: | ---: | --- | --- | --- |")
     for model_dir, results in found:
         print(row(model_dir, results))
 

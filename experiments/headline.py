@@ -46,40 +46,16 @@ def runs(root: str, rules: list, warmup: float) -> list:
          common_flags + ["--start_blocks=1,1,1", f"--interpolation_rule={rule}"]) for rule in rules]
 
 
-def curve(results: dict) -> list:
-    """``(training seconds so far, test accuracy)`` after each epoch; an interpolation's time counts
-    in the epoch after it, as in the cycle's time (``training._close_cycle``)."""
-    switch = {i["epoch"]: i["seconds"] for i in results["interpolations"]}
-    seconds, points = 0.0, []
-    for epoch in results["epochs"]:
-        seconds += epoch["train_seconds"] + switch.get(epoch["epoch"] - 1, 0.0)
-        points.append((seconds, epoch["test_accuracy"]))
-    return points
-
-
-def recoveries(results: dict) -> list:
-    """Each interpolation: accuracy before and after it, and the epochs until the run is back at
-    the accuracy it had before (None: never, within the run)."""
-    rows = []
-    for change in results["interpolations"]:
-        later = [e for e in results["epochs"] if e["epoch"] > change["epoch"]]
-        back = next((e["epoch"] - change["epoch"] for e in later
-                     if e["test_accuracy"] >= change["test_accuracy_before"]), None)
-        rows.append({"epoch": change["epoch"], "before": change["test_accuracy_before"],
-                     "after": change["test_accuracy_after"], "epochs_to_recover": back})
-    return rows
-
-
 def compare(multilevel: dict, baseline: dict) -> dict:
     """The headline numbers of one multi-level run against the baseline, and whether each target is met."""
-    ours, theirs = curve(multilevel), curve(baseline)
+    ours, theirs = benchmark.accuracy_over_time(multilevel), benchmark.accuracy_over_time(baseline)
     at_our_time = [accuracy for seconds, accuracy in theirs if seconds <= ours[-1][0]]
     equal_time = at_our_time[-1] if at_our_time else 0.0  # nothing finished yet: chance is above it
     saving = benchmark.measured_saving(multilevel, baseline)
     row = {"rule": multilevel["flags"].get("interpolation_rule", "copy"), "epochs": len(multilevel["epochs"]),
            "accuracy": ours[-1][1], "baseline_accuracy": theirs[-1][1], "equal_epochs_gap": ours[-1][1] - theirs[-1][1],
            "baseline_accuracy_at_equal_time": equal_time, "equal_time_gap": ours[-1][1] - equal_time,
-           **saving, "interpolations": recoveries(multilevel)}
+           **saving, "interpolations": benchmark.recoveries(multilevel)}
     row["targets"] = {"equal time: >= 1 point ahead": row["equal_time_gap"] >= 0.01,
                       "equal epochs: within 1 point": row["equal_epochs_gap"] >= -0.01,
                       "time saved >= 95% of the block bound": row["fraction_of_blocks_bound"] >= 0.95}
@@ -91,8 +67,7 @@ def table(rows: list) -> str:
              "block bound | share of bound | interpolations: before -> after (epochs to recover) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        changes = "; ".join(f"{c['before']:.1%} -> {c['after']:.1%} ({c['epochs_to_recover'] or 'not'})"
-                            for c in r["interpolations"])
+        changes = benchmark.format_recoveries(r["interpolations"])
         lines.append(f"| {r['rule']} | {r['accuracy']:.2%} | {r['baseline_accuracy']:.2%} | "
                      f"{100 * r['equal_epochs_gap']:+.2f} | {r['baseline_accuracy_at_equal_time']:.2%} | "
                      f"{100 * r['equal_time_gap']:+.2f} | {r['saving']:.1%} | {r['blocks_bound']:.1%} | "
@@ -123,8 +98,9 @@ def main(argv):
         with open(f"{stem}.md", "w") as f:
             f.write(f"# Multi-level against the last-cycle model (ResNet-26, CIFAR-10)\n\n{note}\n\n{text}\n")
         records.write_json(f"{stem}.json", {"note": note, "runs": [folder for _, folder, _ in planned], "rows": rows})
-        plotting.headline_figure(f"{stem}.png", [(title, curve(r), [c["epoch"] for c in r["interpolations"]])
-                                                 for title, r in finished], note)
+        plotting.headline_figure(f"{stem}.png", [(title, benchmark.accuracy_over_time(r),
+                                                  [c["epoch"] for c in r["interpolations"]]) for title, r in finished],
+                                 note)
     print(text)
     print(f"wrote {stem}.md, {stem}.json and {stem}.png")
     common.report_failures(failed)

@@ -251,3 +251,32 @@ def measured_saving(multilevel: dict, baseline: dict) -> dict:
     return {"multilevel_seconds": ours["train_seconds"], "baseline_seconds": theirs["train_seconds"],
             "saving": saving, "blocks_bound": bound, "fraction_of_blocks_bound": saving / bound,
             "saving_with_startup": 1.0 - with_startup}
+
+
+def accuracy_over_time(results: dict) -> list:
+    """``(training seconds so far, test accuracy)`` after each epoch; an interpolation's time counts
+    in the epoch after it, as in the cycle's time (``training._close_cycle``)."""
+    switch = {i["epoch"]: i["seconds"] for i in results["interpolations"]}
+    seconds, points = 0.0, []
+    for epoch in results["epochs"]:
+        seconds += epoch["train_seconds"] + switch.get(epoch["epoch"] - 1, 0.0)
+        points.append((seconds, epoch["test_accuracy"]))
+    return points
+
+
+def recoveries(results: dict) -> list:
+    """Each interpolation: accuracy before and after it, and the epochs until the run is back at
+    the accuracy it had before (None: never, within the run)."""
+    rows = []
+    for change in results["interpolations"]:
+        later = [e for e in results["epochs"] if e["epoch"] > change["epoch"]]
+        back = next((e["epoch"] - change["epoch"] for e in later
+                     if e["test_accuracy"] >= change["test_accuracy_before"]), None)
+        rows.append({"epoch": change["epoch"], "before": change["test_accuracy_before"],
+                     "after": change["test_accuracy_after"], "epochs_to_recover": back})
+    return rows
+
+
+def format_recoveries(rows: list) -> str:
+    """``50.0% -> 30.0% (2); ...``: :func:`recoveries` as a table cell."""
+    return "; ".join(f"{r['before']:.1%} -> {r['after']:.1%} ({r['epochs_to_recover'] or 'not'})" for r in rows) or "-"

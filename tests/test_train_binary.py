@@ -57,9 +57,19 @@ def test_compare_tabulates_runs_and_refuses_folders_without_one(tmp_path):
     folder = tmp_path / "a"
     folder.mkdir()
     (folder / "results.json").write_text(json.dumps(helpers.results_payload([0.4, 0.6], cycles=[(0, 2, (1, 1, 1))])))
-    result = helpers.run_module("experiments.compare", f"--model_dirs={folder}")
+    grown = helpers.results_payload([0.4, 0.6, 0.3, 0.7], cycles=[(0, 2, (1, 1, 1)), (2, 4, (2, 2, 2))],
+                                    flags={"interpolation_rule": "zero", "restart_warmup": 0.5})
+    grown["interpolations"] = [{"cycle": 2, "epoch": 2, "from_blocks": [1] * 3, "to_blocks": [2] * 3,
+                                "from_step_size": 1.0, "to_step_size": 1.0, "seconds": 0.1, "test_accuracy_before": 0.6,
+                                "test_accuracy_after": 0.6, "top1_agreement": 1.0, "relative_logit_change": 0.0}]
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "results.json").write_text(json.dumps(grown))
+    result = helpers.run_module("experiments.compare", f"--model_dirs={folder},{tmp_path / 'b'}")
     assert result.returncode == 0, result.stderr
-    assert "| a | ? | 1-1-1 | 1 |" in result.stdout and "| 40.00 | 0.0 | finished |" in result.stdout
+    assert "| a | ? | 1-1-1 | 1 |" in result.stdout and "| 40.00 | 0.0 | - | - | finished |" in result.stdout
+    # The restart options, and the interpolation: 60% before and after, back at 60% two epochs later (epoch 4).
+    assert "| b | ? | 1-1-1 → 2-2-2 | 1 |  | 30.00 | 0.0 | zero, warm-up 0.5 | 60.0% -> 60.0% (2) | finished |" \
+        in result.stdout
     bad = helpers.run_module("experiments.compare", f"--model_dirs={folder},{tmp_path / 'none'}")
     assert bad.returncode == 1 and helpers.error_lines(bad.stderr) == [
         f"error: --model_dirs: {tmp_path / 'none'}: no run with a finished epoch; pass folders written by "
