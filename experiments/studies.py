@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from experiments import plotting
-from ml_resnet_tf import analysis, data, ensemble, lesion, odenet
+from ml_resnet_tf import analysis, data, ensemble, interpolation, lesion, odenet
 from ml_resnet_tf.records import load_results, load_trained, write_json
 
 CONFIGS = os.path.join("experiments", "configs", "figures")
@@ -147,6 +147,37 @@ def run_lesion(model_dir, data_dir="", num_images=0, draws=5, seed=0, max_remove
     log(f"{model_dir}: intact test error {study['test_error']:.2%}; Eq. 8 holds to a relative "
         f"{worst['relative_error']:.1e} (worst: {worst['block']})")
     return study
+
+
+def interpolation_costs(model_dir: str, data_dir: str = "", num_images: int = 0, bn_batches: int = 20,
+                        log=print) -> dict:
+    """What interpolating a trained run costs before any training step, per rule (issue 15): test
+    accuracy of the model, of the grown one, and of the grown one after ``bn_batches`` batches of
+    batch-norm re-estimation on training images; with the top-1 agreement and relative logit change."""
+    model, results, _ = load_trained(model_dir)
+    flags = results["flags"]
+    loaded = data.load(flags["dataset"], data_dir or flags.get("data_dir") or None, flags.get("download", True))
+    count = num_images or len(loaded.test_images)
+    images, labels = data.standardize(loaded.test_images[:count]).numpy(), loaded.test_labels[:count]
+    batch = data.DATASETS[flags["dataset"]].batch_size
+    train = data.standardize(loaded.train_images[:bn_batches * batch]).numpy()
+    before = model.predict(images, batch_size=250, verbose=0)
+    rows = []
+    for rule in interpolation.RULES:
+        grown = interpolation.interpolate(model, rule)
+        after = grown.predict(images, batch_size=250, verbose=0)
+        interpolation.reestimate_batch_norm(grown, train, batch)
+        refreshed = grown.predict(images, batch_size=250, verbose=0)
+        rows.append({"rule": rule, "step_size": odenet.step_size(grown),
+                     "blocks_per_stage": list(odenet.blocks_per_stage(grown)),
+                     "accuracy_after": float(np.mean(after.argmax(-1) == labels)),
+                     "accuracy_after_bn": float(np.mean(refreshed.argmax(-1) == labels)),
+                     **analysis.logit_agreement(before, after)})
+        log(f"{rule}: test accuracy {np.mean(before.argmax(-1) == labels):.2%} -> {rows[-1]['accuracy_after']:.2%}, "
+            f"{rows[-1]['accuracy_after_bn']:.2%} with batch norm re-estimated on {len(train)} training images")
+    return {"model_dir": model_dir, "model": model.name, "blocks_per_stage": list(odenet.blocks_per_stage(model)),
+            "step_size": odenet.step_size(model), "num_images": count, "bn_images": len(train),
+            "accuracy": float(np.mean(before.argmax(-1) == labels)), "rules": rows}
 
 
 def draw_lesion_figure(path, study, note=""):

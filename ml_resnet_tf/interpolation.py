@@ -145,3 +145,12 @@ def interpolate(model: odenet.ODENet, rule: str = "copy") -> odenet.ODENet:
         else:
             new.set_weights(old.get_weights())
     return new_model
+
+
+def reestimate_batch_norm(model: odenet.ODENet, images, batch_size: int) -> None:
+    """Passes ``images`` (standardized training images) forward in training mode, ``batch_size`` at a
+    time: every batch norm's moving statistics move towards the grown net's own, and no weight
+    changes. The copied statistics describe the old net's activations, which the new blocks change;
+    ``--bn_reestimate`` and ``experiments.interpolate`` measure whether that is what costs accuracy."""
+    for start in range(0, len(images), batch_size):
+        model(images[start:start + batch_size], training=True)

@@ -41,7 +41,7 @@ import tensorflow as tf
 
 from ml_resnet_tf import analysis, data, distribute, ensemble, odenet, registry
 from ml_resnet_tf.config import DEFAULTS, ConfigError, TrainConfig
-from ml_resnet_tf.interpolation import interpolate
+from ml_resnet_tf.interpolation import interpolate, reestimate_batch_norm
 from ml_resnet_tf.optimizer import compile_model
 from ml_resnet_tf.recorder import EpochRecorder
 from ml_resnet_tf.records import RunError, RunRecord, lock
@@ -77,7 +77,9 @@ def _interpolate(model, cycle, config, images, test_data):
     keras.utils.set_random_seed(config.seed + cycle.index)  # identity-initialized blocks draw weights
     new_model = interpolate(model, config.interpolation_rule)
     if config.bn_reestimate:
-        _reestimate_batch_norm(new_model, images.train_images, config.effective_batch_size, config.bn_reestimate)
+        count = config.bn_reestimate * config.effective_batch_size
+        reestimate_batch_norm(new_model, data.standardize(images.train_images[:count]).numpy(),
+                              config.effective_batch_size)
     seconds = time.perf_counter() - started
     test_labels = images.test_labels
     before = model.predict(test_data, verbose=0)
@@ -94,14 +96,6 @@ def _interpolate(model, cycle, config, images, test_data):
         "test_accuracy_after": float(np.mean(after.argmax(-1) == test_labels)),
         **analysis.logit_agreement(before, after),
     }
-
-
-def _reestimate_batch_norm(model, train_images, batch_size, batches):
-    """Forward passes in training mode over the first ``batches`` batches of (unaugmented) training
-    images: each batch norm's moving statistics move towards the new net's, no weight changes.
-    Counted in the interpolation's time, since it is part of the switch."""
-    for start in range(0, min(batches * batch_size, len(train_images)), batch_size):
-        model(data.standardize(train_images[start:start + batch_size]), training=True)
 
 
 def _start_cycle(model, cycle, config, images, test_data, probe, schedule, steps, results, log, writer):

@@ -105,6 +105,12 @@ CASES = {
         (["--notrain", "--results_dir={w}/file"], "is a file, not a folder: choose another --results_dir"),
         (["copy"], "unexpected argument 'copy'"),
     ],
+    "experiments.interpolate": [
+        ([], "--model_dir"),
+        (["--model_dir={w}/empty"], "holds no results.json"),
+        (["--model_dir={trained}", "--bn_batches=0"], "--bn_batches must be at least 1"),
+        (["--model_dir={trained}", "--output_dir={w}/file"], "is a file, not a folder: choose another --output_dir"),
+    ],
     "experiments.norms": [
         ([], "--model_dir"),
         (["--model_dir="], "--model_dir needs at least one run folder"),

@@ -138,3 +138,17 @@ def test_notrain_with_a_wrong_runs_dir_replaces_no_table(tmp_path):
     assert helpers.error_lines(result.stderr)[0].startswith(f"error: no runs under {tmp_path / 'typo'}/table3")
     assert os.listdir(tmp_path / "results") == ["table3.md"]
     assert (tmp_path / "results" / "table3.md").read_text() == "the user's table"
+
+
+def test_interpolate_binary_measures_every_rule_before_training(trained_run, tmp_path):
+    result = helpers.run_module("experiments.interpolate", f"--model_dir={trained_run}", f"--output_dir={tmp_path}",
+                                "--bn_batches=2", "--num_images=60")
+    assert result.returncode == 0, result.stderr[-2000:]
+    study = json.loads((tmp_path / "interpolate.json").read_text())
+    assert [r["rule"] for r in study["rules"]] == ["copy", "linear", "zero"]
+    assert study["num_images"] == 60 and study["bn_images"] == 200  # 2 batches of CIFAR's 100
+    zero = study["rules"][2]
+    # The zero rule is exact (resnet): the grown net agrees with the trained one on every image.
+    assert zero["accuracy_after"] == study["accuracy"] and zero["top1_agreement"] == 1.0 and zero["step_size"] == 1.0
+    assert study["rules"][0]["step_size"] == 0.5 and study["rules"][0]["blocks_per_stage"] == [2, 2, 2]
+    assert "| zero | 2-2-2 | 1 |" in result.stdout
