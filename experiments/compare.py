@@ -48,8 +48,8 @@ def main(argv):
         print(f"error: --model_dirs: {', '.join(missing) or 'none given'}: no run with a finished epoch; "
               "pass folders written by experiments.train", file=sys.stderr)
         sys.exit(1)
-    print("| run | model | blocks per cycle | params | test error % per cycle | final test error % | "
-          "train minutes | restart | interpolations: test acc. before -> after (epochs to recover) | status |")
+    print("| run | model | blocks per cycle | params | test error % per cycle | final test error % | train minutes | "
+          "restart | interpolations: test acc. before -> after -> after one epoch (epochs to recover) | status |")
     print("| --- | --- | --- | ---: | --- | ---: | ---: | --- | --- | --- |")
     for model_dir, results in found:
         print(row(model_dir, results))

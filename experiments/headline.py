@@ -12,8 +12,8 @@ training matches the last-cycle model at equal epochs, in less time. The table g
 * accuracy at equal wall time: the baseline's test accuracy at the last epoch it had finished when
   the multi-level run finished (training time as results.json counts it: steps and interpolations);
 * the time saved, against the block-count bound of Section 4.2 (``benchmark.measured_saving``);
-* each interpolation: test accuracy right before and right after it, and the epochs until the run
-  is back at the accuracy it had before.
+* each interpolation: test accuracy right before and right after it, after the new cycle's first
+  epoch, and the epochs until the run is back at the accuracy it had before.
 
 Runs go under ``--runs_dir/headline[-scale...]``, outputs to ``--results_dir/headline[...].{md,json,png}``.
 Finished runs are skipped and interrupted ones resume, so rerunning does only what is left.
@@ -64,7 +64,7 @@ def compare(multilevel: dict, baseline: dict) -> dict:
 
 def table(rows: list) -> str:
     lines = ["| rule | test acc. | baseline, equal epochs | gap | baseline, equal time | gap | time saved | "
-             "block bound | share of bound | interpolations: before -> after (epochs to recover) |",
+             "block bound | share of bound | interpolations: before -> after -> after one epoch (epochs to recover) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         changes = benchmark.format_recoveries(r["interpolations"])

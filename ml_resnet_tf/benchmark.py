@@ -265,18 +265,22 @@ def accuracy_over_time(results: dict) -> list:
 
 
 def recoveries(results: dict) -> list:
-    """Each interpolation: accuracy before and after it, and the epochs until the run is back at
-    the accuracy it had before (None: never, within the run)."""
+    """Each interpolation: test accuracy before and right after it (the function's change alone), after
+    the new cycle's first epoch (what the restarted learning rate did next), and the epochs until the
+    run is back at the accuracy it had before (None: never, within the run)."""
     rows = []
     for change in results["interpolations"]:
         later = [e for e in results["epochs"] if e["epoch"] > change["epoch"]]
         back = next((e["epoch"] - change["epoch"] for e in later
                      if e["test_accuracy"] >= change["test_accuracy_before"]), None)
         rows.append({"epoch": change["epoch"], "before": change["test_accuracy_before"],
-                     "after": change["test_accuracy_after"], "epochs_to_recover": back})
+                     "after": change["test_accuracy_after"],
+                     "after_first_epoch": later[0]["test_accuracy"] if later else None, "epochs_to_recover": back})
     return rows
 
 
 def format_recoveries(rows: list) -> str:
-    """``50.0% -> 30.0% (2); ...``: :func:`recoveries` as a table cell."""
-    return "; ".join(f"{r['before']:.1%} -> {r['after']:.1%} ({r['epochs_to_recover'] or 'not'})" for r in rows) or "-"
+    """``50.0% -> 30.0% -> 45.0% (2); ...``: :func:`recoveries` as a table cell."""
+    return "; ".join(f"{r['before']:.1%} -> {r['after']:.1%} -> "
+                     f"{'-' if r['after_first_epoch'] is None else format(r['after_first_epoch'], '.1%')} "
+                     f"({r['epochs_to_recover'] or 'not'})" for r in rows) or "-"

@@ -35,13 +35,14 @@ def test_the_headline_table_from_finished_runs(tmp_path):
     bound = costs.time_saved([3, 3, 3], [3, 6, 12])
     # 22 s against 36 s; at 22 s the baseline had finished its fifth epoch (20 s): 60.00%.
     row = (f"| copy | 70.00% | 72.00% | -2.00 | 60.00% | +10.00 | {1 - 22 / 36:.1%} | {bound:.1%} | "
-           f"{(1 - 22 / 36) / bound:.0%} | 50.0% -> 30.0% (2); 60.0% -> 40.0% (2) |")
+           f"{(1 - 22 / 36) / bound:.0%} | 50.0% -> 30.0% -> 45.0% (2); 60.0% -> 40.0% -> 58.0% (2) |")
     assert row in result.stdout
     assert "copy: equal time: >= 1 point ahead met, equal epochs: within 1 point MISSED, time saved >= 95% of " \
            "the block bound MISSED" in result.stdout
     assert row in (tmp_path / "out" / "headline-subset2000.md").read_text()
     (saved,) = json.loads((tmp_path / "out" / "headline-subset2000.json").read_text())["rows"]
-    assert saved["interpolations"][0] == {"epoch": 3, "before": 0.5, "after": 0.3, "epochs_to_recover": 2}
+    assert saved["interpolations"][0] == {"epoch": 3, "before": 0.5, "after": 0.3, "after_first_epoch": 0.45,
+                                          "epochs_to_recover": 2}
     assert os.path.getsize(tmp_path / "out" / "headline-subset2000.png") > 10_000
 
 

@@ -67,8 +67,10 @@ def test_compare_tabulates_runs_and_refuses_folders_without_one(tmp_path):
     result = helpers.run_module("experiments.compare", f"--model_dirs={folder},{tmp_path / 'b'}")
     assert result.returncode == 0, result.stderr
     assert "| a | ? | 1-1-1 | 1 |" in result.stdout and "| 40.00 | 0.0 | - | - | finished |" in result.stdout
-    # The restart options, and the interpolation: 60% before and after, back at 60% two epochs later (epoch 4).
-    assert "| b | ? | 1-1-1 → 2-2-2 | 1 |  | 30.00 | 0.0 | zero, warm-up 0.5 | 60.0% -> 60.0% (2) | finished |" \
+    # The restart options, and the interpolation: 60% before and after, 30% after one epoch, back at 60% two
+    # epochs later (epoch 4).
+    assert "| b | ? | 1-1-1 → 2-2-2 | 1 |  | 30.00 | 0.0 | zero, warm-up 0.5 | 60.0% -> 60.0% -> 30.0% (2) | " \
+           "finished |" \
         in result.stdout
     bad = helpers.run_module("experiments.compare", f"--model_dirs={folder},{tmp_path / 'none'}")
     assert bad.returncode == 1 and helpers.error_lines(bad.stderr) == [
