@@ -10,6 +10,10 @@ pipeline alone, and for the multi-level schedules of Tables 3 and 4 the time sav
 the measured step times beside the block-count and FLOP bounds. ``--measured_runs`` adds the saving
 that finished real runs measured, pair by pair. It prints a table and writes JSON.
 
+``--reference=torch`` (the optional extra ``.[bench]``) also trains a native PyTorch twin of each
+net (``experiments.torch_reference``: equal parameter counts, asserted), eager and under
+``torch.compile``, taking turns with our trainer repeat by repeat, and prints ours over theirs.
+
 ``--backend=jax`` (or torch) measures the model only, with in-memory data: TensorFlow need not
 be installed. Throughputs are medians over ``--repeats`` with the spread (min-max); step times,
 and the predictions made from them, use the fastest repeat.
@@ -38,12 +42,25 @@ flags.DEFINE_string("data_dir", "", "CIFAR-10 in its binary layout for the pipel
 flags.DEFINE_enum("jit_compile", "auto", ["auto", "true", "false"], "XLA for the training step.")
 flags.DEFINE_integer("steps_per_execution", 1, "Training steps per call into the compiled function.")
 flags.DEFINE_enum("mixed_precision", "float32", ["float32", "mixed_float16", "mixed_bfloat16"], "Keras dtype policy.")
+flags.DEFINE_enum("reference", "none", ["none", "torch"], "Also time a native PyTorch twin of each net "
+                  "(resnet and wresnet; pip install -e '.[bench]') in the same run.")
+flags.DEFINE_list("torch_modes", ["eager", "compiled"], "With --reference=torch: eager, and compiled "
+                  "(torch.compile; skipped with its reason where it fails, e.g. without a C++ compiler).")
+flags.DEFINE_enum("memory_input", "dataset", ["dataset", "arrays"], "Under TensorFlow, how in-memory batches reach "
+                  "fit: a tf.data dataset without the autotuner (what training uses), or the arrays themselves "
+                  "(Keras' adapter, autotuner on: the stall of docs/performance.md).")
+flags.DEFINE_integer("intra_op_threads", 0, "TensorFlow threads within one op; 0: TensorFlow's default.")
+flags.DEFINE_integer("inter_op_threads", 0, "TensorFlow ops run at once; 0: TensorFlow's default.")
 flags.DEFINE_string("output", "", "JSON file to write; default results/bench-BACKEND.json.")
 flags.DEFINE_list("measured_runs", [], "Finished run folders in pairs MULTILEVEL,BASELINE[,MULTILEVEL,BASELINE...] "
                   "(e.g. ResNet-50-i and ResNet-50 from experiments.train at --scale=0.025): their measured "
                   "saving joins the targets, the median over the pairs.")
 flags.register_validator("measured_runs", lambda dirs: len(dirs) % 2 == 0,
                          "--measured_runs takes pairs of folders: MULTILEVEL,BASELINE[,MULTILEVEL,BASELINE...]")
+flags.register_validator("torch_modes", lambda modes: set(modes) <= {"eager", "compiled"} and modes,
+                         "--torch_modes takes eager and/or compiled")
+for _name in ("intra_op_threads", "inter_op_threads"):
+    flags.register_validator(_name, lambda n: n >= 0, f"--{_name} must be 0 (TensorFlow's default) or more")
 for _name in ("batch_size", "steps", "repeats", "steps_per_execution"):
     flags.register_validator(_name, lambda n: n >= 1, f"--{_name} must be at least 1")
 flags.register_validator("architectures", lambda names: all(
@@ -60,19 +77,26 @@ TARGETS = {"pipeline": 2.0, "saving": 0.95, "interpolation": 0.01}
 
 
 def measure(family, blocks, images, labels, make_dataset, options):
-    """One architecture's row: FLOPs, throughput in memory and through the pipeline, the model."""
+    """One architecture's row: FLOPs, throughput in memory and through the pipeline (and of the
+    PyTorch twin), the model."""
     from ml_resnet_tf import benchmark
 
     model = benchmark.build(family, blocks, options=options)
     batches = benchmark.in_memory_batches(images, labels, FLAGS.batch_size, FLAGS.steps)
-    row = {"family": family, "blocks": "-".join(map(str, blocks)), "flops_per_image": benchmark.flops(family, blocks),
-           "memory": benchmark.train_throughput(model, batches, FLAGS.batch_size, FLAGS.steps, FLAGS.repeats)}
+    works = {"memory": benchmark.fitting(model, memory_input(batches), FLAGS.batch_size, FLAGS.steps)}
     if make_dataset:
-        row["pipeline"] = benchmark.train_throughput(model, make_dataset, FLAGS.batch_size, FLAGS.steps,
-                                                     FLAGS.repeats)
+        works["pipeline"] = benchmark.fitting(model, make_dataset, FLAGS.batch_size, FLAGS.steps)
+    unavailable = torch_works(family, blocks, model, batches, works) if FLAGS.reference == "torch" else {}
+    speeds = benchmark.throughputs(works, FLAGS.batch_size * FLAGS.steps, FLAGS.repeats)
+    row = {"family": family, "blocks": "-".join(map(str, blocks)), "flops_per_image": benchmark.flops(family, blocks),
+           **{key: speeds.pop(key) for key in ("memory", "pipeline") if key in speeds}}
+    if FLAGS.reference == "torch":
+        row["torch"] = {**{key.removeprefix("torch_"): value for key, value in speeds.items()}, **unavailable}
+        row["ours_over_torch"] = {mode: row["memory"]["median"] / found["median"]
+                                  for mode, found in row["torch"].items() if isinstance(found, dict)}
     # Predictions use the fastest repeat: interference from other work only ever slows a repeat down
-    # (timeit's rule). On our 2-core machine repeats fell into two modes, the slow one about 0.65x
-    # the fast one, so a median of a few repeats can land in either (docs/performance.md).
+    # (timeit's rule). Before the tf.data autotuner was switched off, our repeats fell into two modes
+    # (docs/performance.md), and a median of a few could land in either.
     row["step_seconds"] = FLAGS.batch_size / row["memory"]["max"]
     if FLAGS.stochastic_depth < 1:
         # Alternating steps of the two models, medians over steps x repeats: a dropped block's saving
@@ -86,6 +110,41 @@ def measure(family, blocks, images, labels, make_dataset, options):
             "saving": 1.0 - dropped["median"] / plain["median"],
             "expected_skipped": benchmark.expected_skipped(blocks, FLAGS.stochastic_depth)}
     return row, model, batches
+
+
+def memory_input(batches):
+    """The in-memory batches as ``fit`` gets them: under TensorFlow (with ``--memory_input=dataset``)
+    a tf.data dataset without the autotuner, as training's pipeline is (``data.without_autotune``);
+    Keras' own adapter for arrays leaves it on, and its stall at the end of each ``fit``, not the
+    model, set the pace of the bench's short fits."""
+    if FLAGS.backend != "tensorflow" or FLAGS.memory_input == "arrays":
+        return batches
+    import tensorflow as tf
+
+    from ml_resnet_tf import data
+
+    tensors = tuple(tf.constant(array) for array in batches)
+    return lambda: data.without_autotune(
+        tf.data.Dataset.from_tensor_slices(tensors).batch(FLAGS.batch_size).prefetch(data.PREFETCH))
+
+
+def torch_works(family, blocks, model, batches, works):
+    """Adds the PyTorch twin's trainers (eager, compiled) to ``works``; returns the modes that could
+    not run, each with its reason in one line."""
+    from experiments import torch_reference
+
+    unavailable = {}
+    for mode in FLAGS.torch_modes:
+        net = torch_reference.build(family, blocks)
+        torch_reference.check_same_net(net, model)
+        epoch = torch_reference.trainer(net, *batches, FLAGS.batch_size, compiled=mode == "compiled")
+        try:
+            epoch()  # compiles now, so that a failure is a note in the table, not the end of the run
+        except Exception as error:  # torch.compile fails in many ways (no compiler, unsupported op)
+            unavailable[mode] = f"unavailable: {type(error).__name__}: {str(error).strip().splitlines()[0][:200]}"
+            continue
+        works[f"torch_{mode}"] = epoch
+    return unavailable
 
 
 def interpolation_costs(rows, models_by_key, options):
@@ -178,9 +237,28 @@ def spread(s, scale=1.0):
     return f"{s['median'] * scale:,.0f} [{s['min'] * scale:,.0f}-{s['max'] * scale:,.0f}]"
 
 
+def side_by_side(result):
+    """Our trainer beside the PyTorch twin: medians [spread] and ours over theirs, per architecture."""
+    rows = [r for r in result["architectures"] if "torch" in r]
+    if not rows:
+        return
+    modes = list(rows[0]["torch"])
+    print(f"\nside by side with native PyTorch {result['torch_version']} (same net, same parameter count, "
+          f"in-memory batches, repeats taking turns), images/s")
+    print("| model | blocks | ours | " + " | ".join(f"torch {m}" for m in modes) + " | "
+          + " | ".join(f"ours / {m}" for m in modes) + " |")
+    print("| --- | --- | ---: | " + " | ".join("---:" for _ in modes * 2) + " |")
+    for r in rows:
+        theirs = [spread(r["torch"][m]) if isinstance(r["torch"][m], dict) else r["torch"][m] for m in modes]
+        ratios = [f"{r['ours_over_torch'][m]:.2f}x" if m in r["ours_over_torch"] else "-" for m in modes]
+        print(f"| {r['family']} | {r['blocks']} | {spread(r['memory'])} | {' | '.join(theirs)} | "
+              f"{' | '.join(ratios)} |")
+
+
 def print_report(result):
     print(f"\nbackend {result['backend']}, batch {result['batch_size']}, {result['steps']} steps x "
-          f"{result['repeats']} repeats, jit_compile={result['jit_compile']}, "
+          f"{result['repeats']} repeats, in-memory batches as {result['memory_input']}, threads {result['threads']}, "
+          f"jit_compile={result['jit_compile']}, "
           f"steps_per_execution={result['steps_per_execution']}, {result['mixed_precision']}")
     print("| model | blocks | MFLOPs/image | images/s in memory | images/s via pipeline | ms/step (fastest) | "
           "interpolation into it (s) |")
@@ -190,6 +268,7 @@ def print_report(result):
         cost = f"{r['interpolation_seconds']:.2f}" if "interpolation_seconds" in r else "-"
         print(f"| {r['family']} | {r['blocks']} | {r['flops_per_image'] / 1e6:,.1f} | {spread(r['memory'])} | "
               f"{pipeline} | {1000 * r['step_seconds']:.1f} | {cost} |")
+    side_by_side(result)
     for r in result["architectures"]:
         if "stochastic_depth" in r:
             sd = r["stochastic_depth"]
@@ -235,6 +314,24 @@ def main(argv):
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
+    torch_version = None
+    if FLAGS.reference == "torch":
+        others = sorted(set(FLAGS.families) - {"resnet", "wresnet"})
+        if others:
+            print(f"error: --reference=torch has a PyTorch twin of resnet and wresnet only, not {', '.join(others)}: "
+                  "pass --families=resnet,wresnet", file=sys.stderr)
+            sys.exit(1)
+        try:
+            import torch
+        except ImportError:
+            print("error: --reference=torch needs PyTorch: pip install -e '.[bench]'", file=sys.stderr)
+            sys.exit(1)
+        torch_version = torch.__version__
+    threads = {"intra_op": FLAGS.intra_op_threads, "inter_op": FLAGS.inter_op_threads}
+    if FLAGS.backend == "tensorflow":
+        from ml_resnet_tf import threads as threading
+
+        threads = threading.configure(FLAGS.intra_op_threads, FLAGS.inter_op_threads)
     keras.config.set_dtype_policy(FLAGS.mixed_precision)
     options = {"jit_compile": FLAGS.jit_compile, "steps_per_execution": FLAGS.steps_per_execution}
     images, labels = benchmark.synthetic_images(max(FLAGS.batch_size * FLAGS.steps, 10_000))
@@ -266,7 +363,8 @@ def main(argv):
               "cpus": os.cpu_count(), "batch_size": FLAGS.batch_size, "steps": FLAGS.steps, "repeats": FLAGS.repeats,
               "jit_compile": FLAGS.jit_compile, "steps_per_execution": FLAGS.steps_per_execution,
               "mixed_precision": FLAGS.mixed_precision, "data": FLAGS.data_dir or "random images",
-              "pipeline": pipeline, "architectures": rows}
+              "pipeline": pipeline, "memory_input": FLAGS.memory_input, "threads": threads,
+              "torch_version": torch_version, "architectures": rows}
     result["schedules"] = schedules(rows)
     result["measured"] = measured
     result["targets"] = targets(result)

@@ -11,6 +11,7 @@ command on the same ``--model_dir`` resumes an interrupted run and reports a
 finished one.
 """
 
+import logging
 import os
 import sys
 
@@ -31,6 +32,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     reject_positional(argv)
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)  # tf.distribute logs every collective at INFO
     try:
         with common.one_line_errors():
             # Keras' progress bar redraws one line with escape codes: right in a terminal, hundreds of

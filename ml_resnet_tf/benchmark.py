@@ -57,27 +57,38 @@ def _standardized(images):
 WARMUP_CALLS = 2
 
 
-def _timed(work, repeats):
-    """Seconds of each of ``repeats`` calls of ``work``, after untimed calls that warm it up.
+def _timed(works: dict, repeats: int) -> dict:
+    """Seconds of each of ``repeats`` calls of every work in ``works`` (name -> callable), the works
+    taking turns call by call, after untimed calls that warm each up.
 
-    The first call traces and compiles; the second is cheap insurance against what else warms up
-    on first use (kernels, allocators). Interference shows up in the spread, which is reported.
+    Taking turns puts every work in the same conditions on a machine whose speed drifts (other
+    work, a shared host), which timing one after the other does not. The first
+    warm-up call traces and compiles; the second is cheap insurance against what else warms up on
+    first use (kernels, allocators). Interference shows up in the spread, which is reported.
     """
-    for _ in range(WARMUP_CALLS):
-        work()
-    times = []
+    for work in works.values():
+        for _ in range(WARMUP_CALLS):
+            work()
+    times = {name: [] for name in works}
     for _ in range(repeats):
-        started = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - started)
+        for name, work in works.items():
+            started = time.perf_counter()
+            work()
+            times[name].append(time.perf_counter() - started)
     return times
 
 
-def train_throughput(model: keras.Model, batches, batch_size: int, steps: int, repeats: int) -> dict:
-    """Images/s of ``model.fit`` over ``steps`` steps, after the warm-up calls of ``_timed``.
+def throughputs(works: dict, images_per_call: int, repeats: int) -> dict:
+    """Images/s of every work in ``works`` (name -> callable processing ``images_per_call`` images),
+    timed by ``_timed``: name -> :func:`summary`."""
+    return {name: summary([images_per_call / t for t in times]) for name, times in _timed(works, repeats).items()}
+
+
+def fitting(model: keras.Model, batches, batch_size: int, steps: int):
+    """A callable that runs ``model.fit`` over ``steps`` steps.
 
     ``batches`` is ``(images, labels)`` arrays already in memory (the model's own speed), or a
-    callable returning a fresh dataset of batches (the real input pipeline) each repeat.
+    callable returning a fresh dataset of batches (the real input pipeline) each call.
     """
     def fit():
         if callable(batches):
@@ -85,7 +96,7 @@ def train_throughput(model: keras.Model, batches, batch_size: int, steps: int, r
         else:
             model.fit(*batches, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
 
-    return summary([steps * batch_size / t for t in _timed(fit, repeats)])
+    return fit
 
 
 def in_memory_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, steps: int) -> tuple:
@@ -101,7 +112,7 @@ def pipeline_throughput(make_dataset, batch_size: int, steps: int, repeats: int)
         for _ in zip(range(steps), make_dataset()):
             pass
 
-    return summary([steps * batch_size / t for t in _timed(drain, repeats)])
+    return throughputs({"pipeline": drain}, steps * batch_size, repeats)["pipeline"]
 
 
 def interpolation_cost(model: keras.Model, batches, batch_size: int, options: dict | None = None) -> float:
@@ -115,21 +126,11 @@ def interpolation_cost(model: keras.Model, batches, batch_size: int, options: di
 
 
 def interleaved_step_seconds(first: keras.Model, second: keras.Model, batches, steps: int) -> tuple[list, list]:
-    """Seconds of ``steps`` training steps of each model, alternating one step of each.
-
-    On a machine whose speed drifts (docs/performance.md: two speed modes), alternating puts both
-    models in the same conditions, which timing one after the other does not. Each model takes two
-    untimed steps first (tracing).
-    """
+    """Seconds of ``steps`` training steps of each model, alternating one step of each (``_timed``)."""
     x, y = batches
-    times = ([], [])
-    for step in range(steps + 2):
-        for model, record in zip((first, second), times):
-            started = time.perf_counter()
-            model.train_on_batch(x, y)
-            if step >= 2:
-                record.append(time.perf_counter() - started)
-    return times
+    times = _timed({"first": lambda: first.train_on_batch(x, y), "second": lambda: second.train_on_batch(x, y)},
+                   steps)
+    return times["first"], times["second"]
 
 
 def _status_bytes(field: str) -> int:

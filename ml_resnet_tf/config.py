@@ -91,9 +91,12 @@ class TrainConfig:
                                              "mixed_bfloat16. The classifier and the loss stay in float32.",
                                   ("float32", "mixed_float16", "mixed_bfloat16"))
     steps_per_execution: int = _field(1, "Training steps per call into the compiled function.")
-    data_threads: int = _field(0, "Images augmented in parallel by tf.data; 0 lets its autotuner choose.")
-    strategy: str = _field("default", "tf.distribute strategy: default (one device), mirrored (all local "
-                                      "devices), multi_worker (TF_CONFIG), tpu.", tuple(distribute.STRATEGIES))
+    data_threads: int = _field(0, "Batches augmented in parallel by tf.data; 0: one per core.")
+    intra_op_threads: int = _field(0, "TensorFlow threads within one op; 0: TensorFlow's default (one per core).")
+    inter_op_threads: int = _field(0, "TensorFlow ops run at once; 0: TensorFlow's default (one per core).")
+    strategy: str = _field("default", "Devices to train on: default (one), mirrored (every local device; "
+                                      "under JAX, keras.distribution.DataParallel), multi_worker (the cluster in "
+                                      "TF_CONFIG; TensorFlow), tpu.", distribute.STRATEGIES)
     sync_batch_norm: bool = _field(False, "Batch-norm statistics over all replicas instead of each replica's share.")
     lr_scaling: str = _field("none", "linear: multiply --lr_max and --lr_min by global batch / the paper's "
                                      "batch (Goyal et al. 2017).", ("none", "linear"))
@@ -124,7 +127,8 @@ class TrainConfig:
         _check(0 <= self.seed <= MAX_SEED, f"--seed must be a whole number from 0 to {MAX_SEED}, got {self.seed}")
         for name in ("epochs", "step_size", "lr_max", "momentum", "scale"):
             _check(getattr(self, name) > 0, f"--{name} must be positive, got {getattr(self, name)}")
-        for name in ("batch_size", "lr_min", "weight_decay", "train_subset", "data_threads", "restart_warmup",
+        for name in ("batch_size", "lr_min", "weight_decay", "train_subset", "data_threads", "intra_op_threads",
+                     "inter_op_threads", "restart_warmup",
                      "bn_reestimate"):
             _check(getattr(self, name) >= 0, f"--{name} must not be negative, got {getattr(self, name)}")
         _check(0 < self.stochastic_depth <= 1, f"--stochastic_depth is p_L, in (0, 1], got {self.stochastic_depth}")

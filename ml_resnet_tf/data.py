@@ -219,7 +219,8 @@ def train_dataset(images: np.ndarray, labels: np.ndarray, pad: int, batch_size: 
     time (134 against 28 us an image on CIFAR-10), CPU that the model needs where the same
     cores train it (docs/performance.md). The images stay in memory as one tensor (decoded
     once by ``load``, so there is nothing left to cache); ``threads`` batches are augmented
-    in parallel, 0 letting tf.data's autotuner choose. Order and augmentation do not depend on it.
+    in parallel, 0 for one per core. Order and augmentation do not depend on it. tf.data's
+    autotuner is off (:func:`without_autotune`).
     """
     n = len(images)
     steps = n // batch_size
@@ -246,15 +247,33 @@ def train_dataset(images: np.ndarray, labels: np.ndarray, pad: int, batch_size: 
         batch = tf.gather(tf.gather(batch, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
         return standardize(batch), tf.gather(labels, index)
 
-    return (tf.data.Dataset.range(first_epoch, last_epoch)
-            .flat_map(epoch_batches)
-            .map(augment, num_parallel_calls=threads or tf.data.AUTOTUNE, deterministic=True)
-            .prefetch(tf.data.AUTOTUNE))
+    return without_autotune(tf.data.Dataset.range(first_epoch, last_epoch)
+                            .flat_map(epoch_batches)
+                            .map(augment, num_parallel_calls=threads or os.cpu_count(), deterministic=True)
+                            .prefetch(PREFETCH))
 
 
 def test_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int) -> tf.data.Dataset:
     """Test batches: standardized only, in order, the last batch kept."""
-    return (tf.data.Dataset.from_tensor_slices((images, labels))
-            .batch(batch_size)
-            .map(lambda x, y: (standardize(x), y), num_parallel_calls=tf.data.AUTOTUNE)
-            .prefetch(tf.data.AUTOTUNE))
+    return without_autotune(tf.data.Dataset.from_tensor_slices((images, labels))
+                            .batch(batch_size)
+                            .map(lambda x, y: (standardize(x), y), num_parallel_calls=os.cpu_count())
+                            .prefetch(PREFETCH))
+
+
+PREFETCH = 2  # batches ready ahead of the step: one being consumed, one waiting
+
+
+def without_autotune(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """``dataset`` with tf.data's autotuner off, so that dropping an iterator does not stall.
+
+    The autotuner's thread wakes on a doubling period (10 ms, 20 ms, ... 5.12 s, ...), and
+    destroying an iterator waited for its next wake-up: on this project's 2-core machine a
+    ``fit`` over a 20-step epoch returned on that clock, 10.2 s after it began, 0.2-3.6 s after its
+    last step (docs/performance.md, "Using the cores"). Keras drops an iterator at the end of every
+    ``fit`` and every evaluation. Parallelism and prefetch depth are set explicitly instead; the
+    pipeline delivers many times what the model consumes either way.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)

@@ -1,47 +1,126 @@
-"""Training on several devices with ``tf.distribute``, the path Keras 3's TensorFlow backend supports.
+"""Training on several devices and machines, under whichever Keras backend runs the model.
 
-Keras 3 on TensorFlow runs ``model.fit`` under a ``tf.distribute`` strategy when the model,
+Under TensorFlow, Keras 3 runs ``model.fit`` under a ``tf.distribute`` strategy when the model,
 its optimizer and its metrics are created inside ``strategy.scope()``; it then splits every
 global batch of the ``tf.data`` pipeline over the replicas and all-reduces the gradients.
-Interpolation builds the new model inside the same scope, so its variables are mirrored too.
-(Under JAX, ``keras.distribution.DataParallel`` is the counterpart; ``experiments.bench``
-uses no strategy there.)
+Under JAX, ``keras.distribution.DataParallel`` does the same: variables are replicated, every
+batch is sharded over the devices, and XLA inserts the all-reduce. Interpolation builds the new
+model inside the same scope, so its variables are placed alike.
 
-* ``default``: one device (TensorFlow's default strategy: no wrapping at all).
-* ``mirrored``: every local GPU, synchronous data parallelism; on a machine without GPUs,
-  every logical CPU device (one unless split with ``tf.config.set_logical_device_configuration``).
-* ``multi_worker``: ``MultiWorkerMirroredStrategy``; each worker reads the cluster from
-  ``TF_CONFIG`` and must create the strategy before anything else touches TensorFlow.
-* ``tpu``: ``TPUStrategy`` on the TPU that ``TPUClusterResolver`` finds.
+* ``default``: one device.
+* ``mirrored``: every local accelerator (on a machine without one, every logical CPU device:
+  one, unless TensorFlow's CPU is split with ``tf.config.set_logical_device_configuration`` or
+  XLA's with ``--xla_force_host_platform_device_count``).
+* ``multi_worker`` (TensorFlow): ``MultiWorkerMirroredStrategy``; each worker reads the cluster
+  from ``TF_CONFIG`` and must create the strategy before anything else runs a TensorFlow op.
+  Worker 0 is the chief: only it writes the run folder (``is_chief``).
+* ``tpu``: ``TPUStrategy`` on the TPU that ``TPUClusterResolver`` finds; under JAX, ``mirrored``
+  spans a TPU slice's local chips.
 """
 
-import tensorflow as tf
+import contextlib
+import json
+import os
+
+import keras
+
+MULTI_WORKER_ON_JAX = ("runs under the TensorFlow backend only; under JAX, --strategy=mirrored spans every "
+                       "local device (docs/performance.md, Many machines)")
 
 
-def _tpu():
-    resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
-    tf.config.experimental_connect_to_cluster(resolver)
-    tf.tpu.experimental.initialize_tpu_system(resolver)
-    return tf.distribute.TPUStrategy(resolver)
+class Single:
+    """No distribution: one replica, and a scope that changes nothing (any backend)."""
+
+    num_replicas_in_sync = 1
+
+    def scope(self):
+        return contextlib.nullcontext()
 
 
-def _mirrored():
-    gpus = tf.config.list_logical_devices("GPU")
-    return tf.distribute.MirroredStrategy([d.name for d in gpus or tf.config.list_logical_devices("CPU")])
+class JaxDataParallel:
+    """``keras.distribution.DataParallel`` over every device JAX sees, behind the two members of a
+    ``tf.distribute.Strategy`` that training uses."""
+
+    def __init__(self):
+        self.distribution = keras.distribution.DataParallel(devices=keras.distribution.list_devices())
+        self.num_replicas_in_sync = len(self.distribution.device_mesh.devices.flatten())
+
+    def scope(self):
+        return self.distribution.scope()
 
 
-STRATEGIES = {
-    "default": tf.distribute.get_strategy,
-    "mirrored": _mirrored,
-    "multi_worker": tf.distribute.MultiWorkerMirroredStrategy,
-    "tpu": _tpu,
-}
+def _tensorflow(name: str):
+    import tensorflow as tf
+
+    if name == "default":
+        return Single()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        return tf.distribute.MirroredStrategy([d.name for d in gpus or tf.config.list_logical_devices("CPU")])
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    return _reducing_elementwise(tf.distribute.MultiWorkerMirroredStrategy())
 
 
-def make_strategy(name: str) -> tf.distribute.Strategy:
-    """The ``tf.distribute`` strategy called ``name``; raises ValueError saying why one cannot be made."""
+def _reducing_elementwise(strategy):
+    """``strategy`` with a ``reduce`` that takes what Keras 3's TensorFlow trainer passes it.
+
+    Two of its calls fail under ``MultiWorkerMirroredStrategy`` (Keras 3.15): the symbolic build
+    reduces a whole (images, labels) batch at once, which MirroredStrategy maps over and this
+    strategy cannot; and every step's logs are reduced with ``axis=0``, which a per-replica scalar
+    has not. Reducing the nest element by element, and a scalar over the replicas alone, is what
+    both calls mean.
+    """
+    import tensorflow as tf
+
+    reduce = strategy.reduce
+
+    def one(op, value, axis):
+        scalar = all(t.shape.rank == 0 for t in strategy.experimental_local_results(value))
+        return reduce(op, value, None if scalar else axis)
+
+    strategy.reduce = lambda op, value, axis=None: tf.nest.map_structure(lambda v: one(op, v, axis), value)
+    return strategy
+
+
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+
+
+def make_strategy(name: str):
+    """The strategy called ``name`` for the running Keras backend; raises ValueError saying why
+    one cannot be made. It has ``num_replicas_in_sync`` and ``scope()``."""
+    backend = keras.backend.backend()
+    failures = (ValueError, RuntimeError)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        failures += (tf.errors.OpError,)
     try:
-        return STRATEGIES[name]()
-    except (ValueError, RuntimeError, tf.errors.OpError) as error:
+        if backend == "tensorflow":
+            return _tensorflow(name)
+        if name == "default":
+            return Single()
+        if backend == "jax" and name in ("mirrored", "tpu"):
+            return JaxDataParallel()
+        raise ValueError(MULTI_WORKER_ON_JAX if backend == "jax" else
+                         f"needs the TensorFlow or JAX backend; the {backend} backend trains on one device")
+    except failures as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(f"cannot start the {name} strategy: {first_line}") from None
+
+
+def is_chief() -> bool:
+    """Whether this process writes the run: always, except a non-chief worker of a ``TF_CONFIG`` cluster.
+
+    TensorFlow's rule: the chief is the task of type ``chief``, or worker 0 where there is none.
+    """
+    tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task, cluster = tf_config.get("task", {}), tf_config.get("cluster", {})
+    if not task:
+        return True
+    if "chief" in cluster:
+        return task.get("type") == "chief"
+    return task.get("type", "worker") == "worker" and int(task.get("index", 0)) == 0

@@ -20,6 +20,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import zipfile
 
 import keras
@@ -33,7 +34,7 @@ LOCK = ".lock"  # held (flock) by the process training into the folder; the kern
 # Flags that may differ when a run resumes: where the data lives, and how the same steps are
 # compiled, dispatched and recomputed (--memory_efficient), do not change the run.
 RESUMABLE_CHANGES = frozenset({"data_dir", "download", "model_dir", "jit_compile", "steps_per_execution",
-                               "data_threads", "memory_efficient"})
+                               "data_threads", "intra_op_threads", "inter_op_threads", "memory_efficient"})
 TIME_NOTE = ("train_seconds count training steps and interpolations only: evaluation, "
              "checkpointing and logging are excluded, as in the paper's 'Time'. startup_seconds "
              "count apart what the first step of each fit takes beyond a steady step (opening the "
@@ -232,6 +233,17 @@ def lock(model_dir: str):
         yield
     finally:
         handle.close()  # closing drops the lock
+
+
+def copy_run(model_dir: str, into: str) -> None:
+    """Copies what a run resumes from, ``results.json`` and its checkpoints, from ``model_dir`` into
+    the folder ``into``; copies nothing where no run has started yet. A non-chief worker of a
+    cluster resumes from the chief's folder this way, writing only its own copy."""
+    if os.path.isfile(os.path.join(model_dir, RESULTS)):
+        shutil.copy2(os.path.join(model_dir, RESULTS), into)
+        if os.path.isdir(os.path.join(model_dir, "checkpoints")):
+            shutil.copytree(os.path.join(model_dir, "checkpoints"), os.path.join(into, "checkpoints"),
+                            ignore=shutil.ignore_patterns(f"{PARTIAL}*"), dirs_exist_ok=True)
 
 
 def load_results(model_dir: str) -> schema.Results | None:

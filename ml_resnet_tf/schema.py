@@ -11,7 +11,9 @@ Versions: 1 had no ``schema_version`` (and, in its first runs, no ``startup_seco
 gains and scales inside ``block_scalars``, and each cycle's ``gains_at_start`` (before its first step:
 at initialisation, or just after an interpolation); older runs get ``None`` and ``{}`` there; 4 adds
 ``data``, what the run trains and tests on (a digest of the images and labels) and every folder it read
-them from, which an older run gains when it next resumes.
+them from, which an older run gains when it next resumes; 5 adds ``sessions``, one per process that
+trained the run (the epoch it began from, the Keras backend and version, the replicas), which an
+older run begins with its next resume.
 :func:`upgrade` fills what an older file lacks, so every finished run stays readable.
 """
 
@@ -20,7 +22,7 @@ from __future__ import annotations
 import typing
 from typing import TypedDict
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class SchemaError(ValueError):
@@ -95,6 +97,15 @@ class DataRecord(TypedDict):
     sources: list[str]  # every folder (or tensorflow_datasets) it read them from, first first
 
 
+class Session(TypedDict):
+    """One process's share of a run: a run may resume under another backend or on other devices."""
+
+    from_epoch: int
+    backend: str
+    keras: str
+    replicas: int
+
+
 class Final(TypedDict):
     test_error: float
     test_accuracy: float
@@ -111,6 +122,7 @@ class _ResultsRequired(TypedDict):
     interpolations: list[Interpolation]
     epochs: list[Epoch]
     checkpoint: str | None
+    sessions: list[Session]
 
 
 class Results(_ResultsRequired, total=False):
@@ -125,7 +137,7 @@ STATUSES = ("running", "finished", "failed")
 def new(flags: dict, time_note: str) -> Results:
     """The results of a run that has not trained yet."""
     return {"schema_version": SCHEMA_VERSION, "status": "running", "flags": flags, "time_note": time_note,
-            "cycles": [], "interpolations": [], "epochs": [], "checkpoint": None}
+            "cycles": [], "interpolations": [], "epochs": [], "checkpoint": None, "sessions": []}
 
 
 def upgrade(payload: dict) -> dict:
@@ -146,6 +158,7 @@ def upgrade(payload: dict) -> dict:
     for cycle in cycles if isinstance(cycles, list) else []:
         if isinstance(cycle, dict):
             cycle.setdefault("gains_at_start", {})
+    payload.setdefault("sessions", [])
     payload["schema_version"] = SCHEMA_VERSION
     return payload
 

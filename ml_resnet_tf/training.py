@@ -25,21 +25,24 @@ Where the paper is silent:
   a scaled-down run understate the saving that depth gives at full scale (``EpochRecorder``).
 
 Devices and precision: ``strategy`` (``distribute``) wraps the whole run, building,
-interpolating, compiling and fitting, in one ``tf.distribute`` scope, and ``batch_size``
-is the global batch that the strategy splits over its replicas. ``mixed_precision`` is the
-Keras dtype policy for the run only; ``jit_compile``, ``steps_per_execution`` and
-``data_threads`` change speed, not results, so a run may resume with other values.
+interpolating, compiling and fitting, in one scope (``tf.distribute`` under TensorFlow,
+``keras.distribution`` under JAX), and ``batch_size`` is the global batch that the strategy
+splits over its replicas. In a cluster only the chief writes ``model_dir``; every other worker
+resumes from it and keeps its own writes in a temporary folder (``_train_as_worker``). ``mixed_precision`` is the
+Keras dtype policy for the run only; ``jit_compile``, ``steps_per_execution`` and the thread
+counts change speed, not results, so a run may resume with other values.
 """
 
 import dataclasses
 import os
+import tempfile
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from ml_resnet_tf import analysis, data, distribute, ensemble, odenet, registry
+from ml_resnet_tf import analysis, data, distribute, ensemble, odenet, records, registry, threads
 from ml_resnet_tf.config import DEFAULTS, ConfigError, TrainConfig
 from ml_resnet_tf.interpolation import interpolate, reestimate_batch_norm
 from ml_resnet_tf.optimizer import compile_model
@@ -149,7 +152,7 @@ def _start_cycle(model, cycle, config, images, test_data, probe, schedule, steps
     return model
 
 
-def train(config: TrainConfig, callbacks=(), verbose: int = 1, log=print) -> dict:
+def train(config: TrainConfig, callbacks=(), verbose: int = 1, log=print, chief: bool | None = None) -> dict:
     """Runs (or resumes, or reports) the run ``config`` describes; returns its results dict.
 
     ``callbacks`` are extra Keras callbacks for every cycle's ``fit``.
@@ -157,13 +160,22 @@ def train(config: TrainConfig, callbacks=(), verbose: int = 1, log=print) -> dic
 
     Nothing is written until every flag is checked and the data are read. Then one process at a
     time trains into a ``model_dir`` (``records.lock``), and the run folder is read again once the
-    lock is held, so a second process never works from a stale record.
+    lock is held, so a second process never works from a stale record. ``chief``: whether this
+    process writes ``model_dir``; by default, whether ``TF_CONFIG`` makes it a cluster's chief.
     """
+    if not (distribute.is_chief() if chief is None else chief):
+        return _train_as_worker(config, callbacks, verbose, log)
     record = RunRecord.open(config.model_dir, dataclasses.asdict(config), DEFAULTS)
     if _settled(record, log):
         return record.results
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
+    if keras.backend.backend() == "tensorflow":
+        if config.deterministic:
+            tf.config.experimental.enable_op_determinism()
+        try:
+            threads.configure(config.intra_op_threads, config.inter_op_threads)
+        except RuntimeError:  # the pools exist already: a second run in one process keeps the first's
+            log("note: TensorFlow's thread pools were started before this run; --intra_op_threads and "
+                "--inter_op_threads apply to a fresh process")
     try:
         strategy = distribute.make_strategy(config.strategy)
     except ValueError as error:
@@ -183,14 +195,42 @@ def train(config: TrainConfig, callbacks=(), verbose: int = 1, log=print) -> dic
         if _settled(record, log):  # finished, or failed, by another process since
             return record.results
         record.use_data(images, log)
+        record.results["sessions"].append({"from_epoch": record.epochs_done, "backend": keras.backend.backend(),
+                                           "keras": keras.__version__, "replicas": strategy.num_replicas_in_sync})
         record.save()  # results.json before anything else: from here on a kill leaves a run that resumes
         previous_policy = keras.config.dtype_policy()
         keras.config.set_dtype_policy(config.mixed_precision)
         try:
             with strategy.scope():
                 return _train(config, record, images, batch_size, steps, callbacks, verbose, log)
+        except tf.errors.OpError as error:
+            if config.strategy != "multi_worker":
+                raise
+            raise RunError(f"{config.model_dir}: a collective op of the cluster failed ({_collective_cause(error)}); "
+                           "if a worker stopped, restart every worker with the same command: the run resumes from "
+                           f"its checkpoint after epoch {record.epochs_done}") from None
         finally:
             keras.config.set_dtype_policy(previous_policy)
+
+
+def _collective_cause(error) -> str:
+    """The line of a failed collective op's message that says why (TensorFlow puts it last but two)."""
+    prefix = "Collective ops is aborted by:"
+    lines = [line.strip() for line in str(error.message).splitlines() if line.strip()]
+    cause = next((line for line in lines if line.startswith(prefix)), lines[0] if lines else "")
+    return cause.removeprefix(prefix).strip() or type(error).__name__
+
+
+def _train_as_worker(config, callbacks, verbose, log):
+    """A non-chief worker: trains in lockstep with the chief from the chief's run folder (which all
+    workers must see, as on any shared file system), but writes only a copy of its own, removed at
+    the end. Restarted after a crash, it resumes from the chief's last checkpoint, as the chief does."""
+    with tempfile.TemporaryDirectory(prefix="ml_resnet_tf-worker-") as scratch:
+        records.copy_run(config.model_dir, scratch)
+        log(f"a non-chief worker: the chief writes {config.model_dir}; this worker writes a copy in {scratch}, "
+            "removed when it ends")
+        return train(dataclasses.replace(config, model_dir=scratch), callbacks, verbose,
+                     lambda line: log(f"[worker] {line}"), chief=True)
 
 
 def _settled(record, log) -> bool:

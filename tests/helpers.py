@@ -1,5 +1,6 @@
 """Test helpers: a layer-test routine and writers for the datasets' binary layouts."""
 
+import json
 import os
 import subprocess
 import sys
@@ -120,3 +121,18 @@ def results_payload(accuracies=(0.5,), status="finished", cycles=(), final=None,
         payload["final"] = {"test_error": 1 - accuracies[-1], "test_accuracy": accuracies[-1], "train_seconds": 1.0,
                             "startup_seconds": 0.0, **(final or {})}
     return payload
+
+
+def train_argv(config) -> list:
+    """``experiments.train``'s flags for a ``TrainConfig``: every field that differs from its default."""
+    import dataclasses
+
+    from ml_resnet_tf.config import DEFAULTS
+
+    def text(value):
+        if isinstance(value, bool):
+            return str(value).lower()
+        return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+
+    return [f"--{key}={text(value)}" for key, value in dataclasses.asdict(config).items()
+            if json.loads(json.dumps(value)) != json.loads(json.dumps(DEFAULTS.get(key)))]

@@ -158,6 +158,9 @@ CASES = {
         (["--output={w}/file/bench.json"], "is a file; give a file path in a folder"),
         (["--output={w}/empty"], "is a folder; give a file path in a folder"),
         (["--data_dir={w}/empty"], "CIFAR-10: "),
+        (["--reference=torch", "--families=lm_resnet"], "has a PyTorch twin of resnet and wresnet only, not lm_resnet"),
+        (["--reference=torch", "--torch_modes=fast"], "--torch_modes takes eager and/or compiled"),
+        (["--intra_op_threads=-1"], "--intra_op_threads must be 0 (TensorFlow's default) or more"),
     ],
     "experiments.bench_memory": [
         (["--family=resnet"], "--family=resnet is not a reversible family; choose from hamiltonian"),

@@ -1,10 +1,11 @@
-"""``make bench``: the predicted saving's arithmetic, and the binary end to end under TensorFlow."""
+"""``make bench``: the predicted saving's arithmetic, the binary end to end under TensorFlow, and the PyTorch twin."""
 
 import json
 
+import numpy as np
 import pytest
 
-from ml_resnet_tf import benchmark, build_resnet, costs
+from ml_resnet_tf import benchmark, build_resnet, costs, registry
 from tests import helpers
 
 
@@ -87,3 +88,58 @@ def test_bench_times_stochastic_depth_beside_the_expected_skip(tmp_path):
     assert sd["expected_skipped"] == pytest.approx(0.5 * 7 / 12)  # mean of (l/6) * 0.5 over l = 1..6
     assert len(sd["step_seconds"]["values"]) == len(sd["plain_step_seconds"]["values"]) == 2  # steps x repeats
     assert sd["step_seconds"]["median"] > 0 and "expected fraction of blocks skipped 29.2%" in result.stdout
+
+
+def _keras_leaves(model):
+    """Conv, batch-norm and dense layers in the order they compute (ResNet blocks: bn1, conv1, bn2, conv2)."""
+    for layer in model.layers:
+        if hasattr(layer, "conv1"):
+            yield from (layer.bn1, layer.conv1, layer.bn2, layer.conv2)
+        elif layer.weights:
+            yield layer
+
+
+@pytest.mark.parametrize("family, blocks", [("resnet", (1, 1, 1)), ("resnet", (2, 3, 1)), ("wresnet", (1, 2, 1))])
+def test_the_pytorch_twin_counts_the_same_parameters_and_computes_the_same_function(family, blocks):
+    torch = pytest.importorskip("torch")
+    from experiments import torch_reference
+
+    model = registry.build_model(family, step_size=0.5, blocks_per_stage=blocks)
+    net = torch_reference.build(family, blocks, step_size=0.5)
+    torch_reference.check_same_net(net, model)
+    rng = np.random.default_rng(0)
+    modules = [m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.nn.Linear))]
+    with torch.no_grad():  # the Keras weights (with non-trivial statistics) into the twin, layout converted
+        for layer, module in zip(_keras_leaves(model), modules, strict=True):
+            if isinstance(module, torch.nn.BatchNorm2d):
+                for variable in layer.weights:
+                    variable.assign(rng.uniform(0.5, 1.5, variable.shape).astype("float32"))
+                gamma, beta, mean, var = (np.asarray(w) for w in layer.weights)
+                for target, value in ((module.weight, gamma), (module.bias, beta), (module.running_mean, mean),
+                                      (module.running_var, var)):
+                    target.copy_(torch.from_numpy(value))
+            elif isinstance(module, torch.nn.Conv2d):
+                module.weight.copy_(torch.from_numpy(np.asarray(layer.kernel).transpose(3, 2, 0, 1).copy()))
+            else:
+                module.weight.copy_(torch.from_numpy(np.asarray(layer.kernel).T.copy()))
+                module.bias.copy_(torch.from_numpy(np.asarray(layer.bias)))
+    images = rng.normal(size=(4, 32, 32, 3)).astype("float32")
+    theirs = net.eval()(torch.from_numpy(images.transpose(0, 3, 1, 2).copy())).numpy()
+    np.testing.assert_allclose(theirs, model.predict(images, verbose=0), rtol=1e-4, atol=1e-4)
+    with pytest.raises(AssertionError, match="PyTorch twin counts"):
+        torch_reference.check_same_net(torch_reference.build(family, (1, 1, 2)), model)
+
+
+def test_bench_times_the_pytorch_twin_side_by_side(tmp_path):
+    pytest.importorskip("torch")
+    result = helpers.run_module("experiments.bench", "--families=resnet", "--architectures=1-1-1", "--batch_size=8",
+                                "--steps=2", "--repeats=2", "--reference=torch", "--torch_modes=eager",
+                                "--intra_op_threads=2", "--inter_op_threads=1", f"--output={tmp_path / 'bench.json'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "bench.json").read_text())
+    row = report["architectures"][0]
+    assert list(row["torch"]) == ["eager"] and len(row["torch"]["eager"]["values"]) == 2
+    assert row["ours_over_torch"]["eager"] == pytest.approx(row["memory"]["median"] / row["torch"]["eager"]["median"])
+    assert report["threads"]["intra_op"] == 2 and report["threads"]["inter_op"] == 1
+    assert report["torch_version"].startswith("2.")
+    assert "| model | blocks | ours | torch eager | ours / eager |" in result.stdout
