@@ -4,8 +4,10 @@ Users weigh a framework by how fast the same net trains in it, so the bench time
 Keras trainer in one run. It is the net of ``families/resnet.py`` written the way a PyTorch user
 would write it, not a port of our abstractions: a 3x3 stem, pre-activation blocks
 ``Y + h F(Y)`` (Eq. 2) with the parameter-free subsample-and-zero-pad shortcut, then
-BN -> ReLU -> global average pooling -> linear. ``check_same_net`` asserts that its trainable
-parameters and batch-norm statistics count exactly what the Keras model counts.
+BN -> ReLU -> global average pooling -> linear. A strided convolution pads as TensorFlow's "same"
+does (nothing before, one row and column after), so that the same weights give the same function
+(tested). ``check_same_net`` asserts that its trainable parameters and batch-norm statistics count
+exactly what the Keras model counts.
 
 One training step is what ``model.fit`` does per step: forward, cross-entropy, backward, SGD with
 momentum 0.9 and weight decay on conv and linear kernels only (Keras' L2 of 2e-4 adds
@@ -30,12 +32,15 @@ class Block(nn.Module):
         super().__init__()
         self.stride, self.channels, self.step_size = stride, channels, step_size
         self.bn1 = nn.BatchNorm2d(in_channels, **BN)
-        self.conv1 = nn.Conv2d(in_channels, channels, 3, stride, 1, bias=False)
+        self.conv1 = nn.Conv2d(in_channels, channels, 3, stride, 1 if stride == 1 else 0, bias=False)
         self.bn2 = nn.BatchNorm2d(channels, **BN)
         self.conv2 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
 
     def forward(self, x):
-        branch = self.conv2(F.relu(self.bn2(self.conv1(F.relu(self.bn1(x))))))
+        y = F.relu(self.bn1(x))
+        if self.stride == 2:
+            y = F.pad(y, (0, 1, 0, 1))  # TensorFlow's "same" for stride 2 on an even size
+        branch = self.conv2(F.relu(self.bn2(self.conv1(y))))
         shortcut = x[:, :, ::2, ::2] if self.stride == 2 else x
         if shortcut.shape[1] < self.channels:
             shortcut = F.pad(shortcut, (0, 0, 0, 0, 0, self.channels - shortcut.shape[1]))

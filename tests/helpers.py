@@ -112,7 +112,7 @@ def results_payload(accuracies=(0.5,), status="finished", cycles=(), final=None,
                "startup_seconds": 0.0, "residual_norms": {}, "block_scalars": {}, "ensemble": None}
               for i, a in enumerate(accuracies)]
     payload = {"schema_version": 3, "status": status, "flags": flags or {}, "time_note": "", "interpolations": [],
-               "epochs": epochs, "checkpoint": None,
+               "epochs": epochs, "checkpoint": None, "sessions": [],
                "cycles": [{"cycle": i + 1, "start_epoch": start, "end_epoch": end, "blocks_per_stage": list(blocks),
                            "step_size": 1.0, "params": 1, "xla": False,
                            "gains_at_start": {}}

@@ -124,7 +124,7 @@ def test_the_pytorch_twin_counts_the_same_parameters_and_computes_the_same_funct
                 module.weight.copy_(torch.from_numpy(np.asarray(layer.kernel).T.copy()))
                 module.bias.copy_(torch.from_numpy(np.asarray(layer.bias)))
     images = rng.normal(size=(4, 32, 32, 3)).astype("float32")
-    theirs = net.eval()(torch.from_numpy(images.transpose(0, 3, 1, 2).copy())).numpy()
+    theirs = net.eval()(torch.from_numpy(images.transpose(0, 3, 1, 2).copy())).detach().numpy()
     np.testing.assert_allclose(theirs, model.predict(images, verbose=0), rtol=1e-4, atol=1e-4)
     with pytest.raises(AssertionError, match="PyTorch twin counts"):
         torch_reference.check_same_net(torch_reference.build(family, (1, 1, 2)), model)

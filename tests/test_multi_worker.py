@@ -3,6 +3,7 @@ run as one worker does, only the chief writes, and a killed worker's cluster res
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -50,6 +51,7 @@ def test_two_workers_match_one_only_the_chief_writes_and_a_killed_worker_resumes
     # Worker 1 dies mid-epoch 4 (SIGKILL's effect); the chief sees its peer stop and ends saying what to do.
     ports = free_ports(2)
     chief = start_chief(config, ports)
+    chiefs = [chief.pid]
     fields = {k: list(v) if isinstance(v, tuple) else v for k, v in config.__dict__.items()}
     killed = subprocess.run([sys.executable, "-m", "tests.run_script", KILL_SCRIPT, json.dumps(fields),
                              "EpochRecorder.on_train_batch_begin", "14", "before"], cwd=helpers.ROOT,
@@ -67,6 +69,7 @@ def test_two_workers_match_one_only_the_chief_writes_and_a_killed_worker_resumes
     # The same two commands again: both resume from the chief's checkpoint and finish.
     ports = free_ports(2)
     chief = start_chief(config, ports)
+    chiefs.append(chief.pid)
     worker = helpers.run_module("experiments.train", *helpers.train_argv(config), env=worker_env(ports, 1))
     out, err = chief.communicate(timeout=600)
     assert chief.returncode == 0 and worker.returncode == 0, (err[-3000:], worker.stderr[-3000:])
@@ -78,7 +81,9 @@ def test_two_workers_match_one_only_the_chief_writes_and_a_killed_worker_resumes
     assert [e["train_loss"] for e in results["epochs"]] == pytest.approx(
         [e["train_loss"] for e in one["epochs"]], rel=LOSS_RTOL)
     assert [c["blocks_per_stage"] for c in results["cycles"]] == [[1, 1, 1], [2, 2, 2]]
-    # Only the chief wrote: one set of TensorBoard files per chief process, and the worker's copy is gone.
-    assert len(list((tmp_path / "two" / "train").glob("events.out.tfevents.*"))) == 2
+    # Only the chief wrote: every TensorBoard file names a chief's process id, and the worker's copy is gone.
+    writers = {int(re.search(r"\.(\d+)\.\d+\.v2$", path.name).group(1))  # ...HOST.PID.N.v2
+               for path in (tmp_path / "two").rglob("events.out.tfevents.*")}
+    assert writers and writers <= set(chiefs)
     scratch = worker.stdout.split("this worker writes a copy in ", 1)[1].split(",", 1)[0]
     assert not os.path.exists(scratch)

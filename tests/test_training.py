@@ -85,7 +85,8 @@ class Interrupt(keras.callbacks.Callback):
 
 
 def without_times(results):
-    """Results minus wall-clock times and paths, which differ between any two runs."""
+    """Results minus wall-clock times, paths and the processes that trained them (a resumed run has
+    one session more), which differ between any two runs."""
     text = json.dumps(results, sort_keys=True)
     clean = json.loads(text)
     for entry in clean["epochs"] + clean["cycles"] + [clean["final"]]:
@@ -94,6 +95,7 @@ def without_times(results):
     for entry in clean["interpolations"]:
         entry.pop("seconds")
     clean.pop("flags")
+    clean.pop("sessions")
     return clean
 
 
