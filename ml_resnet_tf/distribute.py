@@ -25,7 +25,7 @@ import os
 import keras
 
 MULTI_WORKER_ON_JAX = ("runs under the TensorFlow backend only; under JAX, --strategy=mirrored spans every "
-                       "local device (docs/performance.md, Many machines)")
+                       "local device (docs/performance.md, 'Many devices, many machines')")
 
 
 class Single:
@@ -52,8 +52,6 @@ class JaxDataParallel:
 def _tensorflow(name: str):
     import tensorflow as tf
 
-    if name == "default":
-        return Single()
     if name == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
         return tf.distribute.MirroredStrategy([d.name for d in gpus or tf.config.list_logical_devices("CPU")])
@@ -99,10 +97,10 @@ def make_strategy(name: str):
 
         failures += (tf.errors.OpError,)
     try:
-        if backend == "tensorflow":
-            return _tensorflow(name)
         if name == "default":
             return Single()
+        if backend == "tensorflow":
+            return _tensorflow(name)
         if backend == "jax" and name in ("mirrored", "tpu"):
             return JaxDataParallel()
         raise ValueError(MULTI_WORKER_ON_JAX if backend == "jax" else

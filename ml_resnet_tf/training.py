@@ -28,8 +28,8 @@ Devices and precision: ``strategy`` (``distribute``) wraps the whole run, buildi
 interpolating, compiling and fitting, in one scope (``tf.distribute`` under TensorFlow,
 ``keras.distribution`` under JAX), and ``batch_size`` is the global batch that the strategy
 splits over its replicas. In a cluster only the chief writes ``model_dir``; every other worker
-resumes from it and keeps its own writes in a temporary folder (``_train_as_worker``). ``mixed_precision`` is the
-Keras dtype policy for the run only; ``jit_compile``, ``steps_per_execution`` and the thread
+resumes from it and keeps its own writes in a temporary folder (``_train_as_worker``).
+``mixed_precision`` is the Keras dtype policy for the run only; ``jit_compile``, ``steps_per_execution`` and the thread
 counts change speed, not results, so a run may resume with other values.
 """
 
