@@ -19,14 +19,16 @@ install: $(VENV)/.installed
 # fill two cores. More workers only multiply TensorFlow's memory.
 TEST_WORKERS ?= 2
 test: $(VENV)/.installed lint
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 # The suite less the tests marked slow: a quick check while editing; CI runs everything.
 test-fast: $(VENV)/.installed lint
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not slow"
 
+# ruff, then the import contracts of setup.cfg (the layers of docs/architecture.md, no cycles).
 lint: $(VENV)/.installed
 	$(BIN)/ruff check ml_resnet_tf experiments tests
+	$(BIN)/lint-imports --no-cache
 
 # A small multi-level run (1-1-1 -> 4-4-4, 6 epochs, 5,000 images): minutes on a laptop CPU.
 # CIFAR-10 comes through tensorflow_datasets, or from an offline copy: make demo DATA_DIR=DIR

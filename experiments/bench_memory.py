@@ -6,7 +6,7 @@ memory-efficient (reversible) backpropagation.
                                        [--batch_size=32 --repeats=3] [--backend=jax]
 
 Each (architecture, mode) runs in a fresh process, because a peak never comes down
-(``benchmark.training_memory``): on a GPU the allocator's peak, on a CPU the process's peak
+(``timing.training_memory``): on a GPU the allocator's peak, on a CPU the process's peak
 resident set. The targets compare the growth from the smallest to the largest architecture:
 the memory-efficient peak may grow by at most 10% of what the standard peak grows, at a step
 time at most 1.6x the standard one. Two peaks are checked: the step's (what a training step adds
@@ -23,7 +23,7 @@ import sys
 
 from absl import app, flags
 
-from experiments.usage import new_file, reject_positional, write_measurement
+from ml_resnet_tf.cli.usage import new_file, reject_positional, write_measurement
 
 flags.DEFINE_enum("backend", os.environ.get("KERAS_BACKEND", "tensorflow"), ["tensorflow", "jax", "torch"],
                   "Keras backend.")
@@ -44,10 +44,10 @@ TARGETS = {"growth": 0.10, "time": 1.6}
 
 
 def worker(spec: str) -> None:
-    from ml_resnet_tf import benchmark
+    from ml_resnet_tf.bench import timing
 
     architecture, mode = spec.split(":")
-    row = benchmark.training_memory(FLAGS.family, benchmark.parse_blocks(architecture), mode == MODES[1],
+    row = timing.training_memory(FLAGS.family, timing.parse_blocks(architecture), mode == MODES[1],
                                     FLAGS.batch_size, FLAGS.repeats)
     print(json.dumps(row))
 
@@ -56,7 +56,7 @@ def measure(architecture: str, mode: str) -> dict:
     command = [sys.executable, "-m", "experiments.bench_memory", f"--worker={architecture}:{mode}",
                f"--family={FLAGS.family}", f"--batch_size={FLAGS.batch_size}", f"--repeats={FLAGS.repeats}"]
     # Tensors of 64 KiB and more are mmap-ed, so freeing one returns it and the resident set follows
-    # the live tensors (benchmark.reset_peak_memory).
+    # the live tensors (timing.reset_peak_memory).
     env = {**os.environ, "KERAS_BACKEND": FLAGS.backend, "TF_CPP_MIN_LOG_LEVEL": "2", "MALLOC_MMAP_THRESHOLD_": "65536"}
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode:
@@ -87,7 +87,7 @@ def main(argv):
         return worker(FLAGS.worker)
     output = FLAGS.output or os.path.join("results", f"bench-memory-{FLAGS.backend}.json")
     new_file(output, "--output")  # a path that cannot take the file fails now, not after the measuring
-    from ml_resnet_tf import registry
+    from ml_resnet_tf.nets import registry
 
     family = registry.FAMILIES.get(FLAGS.family)
     if family is None or not family.reversible:

@@ -14,10 +14,11 @@ import sys
 
 from absl import app, flags
 
-from experiments.usage import reject_positional
-from ml_resnet_tf import benchmark, odenet
-from ml_resnet_tf.config import DEFAULTS
-from ml_resnet_tf.records import load_results
+from ml_resnet_tf.analysis import savings
+from ml_resnet_tf.cli.usage import reject_positional
+from ml_resnet_tf.nets import odenet
+from ml_resnet_tf.runs.records import load_results
+from ml_resnet_tf.training.config import DEFAULTS
 
 flags.DEFINE_list("model_dirs", [], "Run folders written by experiments.train.")
 FLAGS = flags.FLAGS
@@ -36,7 +37,7 @@ def row(model_dir: str, results: dict) -> str:
                f"{'' if flags['lr_restart'] else ', no LR restart'}")
     return (f"| {os.path.basename(os.path.normpath(model_dir))} | {results['flags'].get('model', '?')} | {path} | "
             f"{cycles[-1]['params']:,} | {errors} | {100 * results['epochs'][-1]['test_error']:.2f} | "
-            f"{seconds / 60:.1f} | {restart} | {benchmark.format_recoveries(benchmark.recoveries(results))} | "
+            f"{seconds / 60:.1f} | {restart} | {savings.format_recoveries(savings.recoveries(results))} | "
             f"{results['status']} |")
 
 

@@ -4,7 +4,7 @@
         [--num_images=2000] [--path_samples=1000] [--ks=0,1,2] [--lesion_draws=3]
 
 For each run (its ``model.keras``, or the latest checkpoint of a run still training) on the test
-images, in inference mode (``ml_resnet_tf.ensemble`` has the definitions):
+images, in inference mode (``ml_resnet_tf.analysis.ensemble`` has the definitions):
 
 * every block's branch gain ``a_l = ||G|| / ||S(Y)||`` and its batch-norm scale (last ``|gamma|``, last
   kernel norm);
@@ -25,12 +25,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from experiments import (
-    common,  # noqa: E402
-    studies,  # noqa: E402
-)
-from experiments.usage import reject_positional  # noqa: E402
-from ml_resnet_tf.config import ConfigError  # noqa: E402
+from ml_resnet_tf.cli import common  # noqa: E402
+from ml_resnet_tf.cli.usage import reject_positional  # noqa: E402
+from ml_resnet_tf.paper import ensemble_study  # noqa: E402
+from ml_resnet_tf.training.config import ConfigError  # noqa: E402
 
 common.define_analysis_flags("ensemble.json, ensemble.md and the PNGs")
 flags.DEFINE_integer("path_samples", 1000, "Random paths sampled for each path length k.")
@@ -52,14 +50,13 @@ def main(argv):
     with common.one_line_errors():
         folder = common.analysis_dir(FLAGS.model_dir[0], FLAGS.output_dir)
         try:
-            entries = studies.run_ensemble(FLAGS.model_dir, FLAGS.data_dir, FLAGS.num_images, FLAGS.path_samples,
-                                           [int(k) for k in FLAGS.ks] or None, FLAGS.seed, FLAGS.lesion_draws,
-                                           FLAGS.batch_size)
+            settings = ensemble_study.EnsembleSettings(FLAGS.num_images, FLAGS.path_samples,
+                                                       tuple(int(k) for k in FLAGS.ks), FLAGS.seed,
+                                                       FLAGS.lesion_draws, FLAGS.batch_size)
+            entries = ensemble_study.run_ensemble(FLAGS.model_dir, settings, FLAGS.data_dir)
         except ValueError as error:  # path lengths beyond a run's blocks
             raise ConfigError(f"--ks: {error}") from None
-    settings = {"num_images": FLAGS.num_images, "path_samples": FLAGS.path_samples, "ks": FLAGS.ks,
-                "lesion_draws": FLAGS.lesion_draws, "seed": FLAGS.seed}
-    for path in studies.write_ensemble(folder, entries, settings):
+    for path in ensemble_study.write_ensemble(folder, entries, settings):
         print(f"wrote {path}")
 
 

@@ -27,13 +27,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from experiments import (  # noqa: E402
-    common,  # noqa: E402
-    plotting,
-    studies,
-)
-from experiments.usage import reject_positional  # noqa: E402
-from ml_resnet_tf import data, records  # noqa: E402
+from ml_resnet_tf.cli import common  # noqa: E402
+from ml_resnet_tf.cli.usage import reject_positional  # noqa: E402
+from ml_resnet_tf.paper import ensemble_study, plotting, studies  # noqa: E402
+from ml_resnet_tf.runs import records  # noqa: E402
+from ml_resnet_tf.training import data  # noqa: E402
 
 flags.DEFINE_list("figures", list(studies.FIGURES), "Figures to reproduce: any of 3,4,7,lesion,9,10,ensemble.")
 flags.DEFINE_list("datasets", list(data.DATASETS), "Datasets to run, where a figure is drawn for them.")
@@ -98,12 +96,10 @@ def main(argv):
             written += [name, studies.draw_lesion_figure(name.replace(".json", ".png"), study, note)]
         chosen = done(needed.get("ensemble", []))
         if chosen:
-            draws = min(FLAGS.draws, 3)
-            entries = studies.run_ensemble(chosen, FLAGS.data_dir, FLAGS.num_images, FLAGS.path_samples,
-                                           lesion_draws=draws)
-            settings = {"num_images": FLAGS.num_images, "path_samples": FLAGS.path_samples, "ks": [],
-                        "lesion_draws": draws, "seed": 0}
-            written += studies.write_ensemble(FLAGS.results_dir, entries, settings, note, suffix)
+            settings = ensemble_study.EnsembleSettings(FLAGS.num_images, FLAGS.path_samples,
+                                                       lesion_draws=min(FLAGS.draws, 3))
+            entries = ensemble_study.run_ensemble(chosen, settings, FLAGS.data_dir)
+            written += ensemble_study.write_ensemble(FLAGS.results_dir, entries, settings, note, suffix)
     if "9" in needed:
         written.append(plotting.lr_grid_figure(out("figure9.png"), studies.lr_grid(root, FLAGS.datasets), note))
     if "10" in needed:

@@ -13,7 +13,7 @@ training matches the last-cycle model at equal epochs, in less time. The table g
   the multi-level run finished (training time as results.json counts it: steps and interpolations);
 * the same at equal block-epochs (blocks times epochs, the cost model of the bound), which a busy
   machine cannot skew;
-* the time saved, against the block-count bound of Section 4.2 (``benchmark.measured_saving``);
+* the time saved, against the block-count bound of Section 4.2 (``savings.measured_saving``);
 * each interpolation: test accuracy right before and right after it, after the new cycle's first
   epoch, and the epochs until the run is back at the accuracy it had before.
 
@@ -25,9 +25,12 @@ import os
 
 from absl import app, flags
 
-from experiments import common, plotting
-from experiments.usage import reject_positional
-from ml_resnet_tf import benchmark, interpolation, records
+from ml_resnet_tf.analysis import savings
+from ml_resnet_tf.cli import common
+from ml_resnet_tf.cli.usage import reject_positional
+from ml_resnet_tf.paper import plotting
+from ml_resnet_tf.runs import records
+from ml_resnet_tf.transforms import interpolation
 
 BASE = "--flagfile=experiments/configs/headline/base.cfg"
 flags.DEFINE_list("rules", ["copy", "zero"], "Interpolation rules of the multi-level runs (copy is the paper's).")
@@ -66,17 +69,17 @@ def _block_epochs(results: dict) -> list:
 
 def compare(multilevel: dict, baseline: dict) -> dict:
     """The headline numbers of one multi-level run against the baseline, and whether each target is met."""
-    ours, theirs = benchmark.accuracy_over_time(multilevel), benchmark.accuracy_over_time(baseline)
+    ours, theirs = savings.accuracy_over_time(multilevel), savings.accuracy_over_time(baseline)
     equal_time = _last_within(theirs, ours[-1][0])
     # The same comparison in block-epochs, the block-count bound's cost model: immune to a busy machine.
     cost, base_cost = _block_epochs(multilevel), _block_epochs(baseline)
     equal_cost = _last_within(list(zip(base_cost, [a for _, a in theirs])), cost[-1])
-    saving = benchmark.measured_saving(multilevel, baseline)
+    saving = savings.measured_saving(multilevel, baseline)
     row = {"rule": multilevel["flags"].get("interpolation_rule", "copy"), "epochs": len(multilevel["epochs"]),
            "accuracy": ours[-1][1], "baseline_accuracy": theirs[-1][1], "equal_epochs_gap": ours[-1][1] - theirs[-1][1],
            "baseline_accuracy_at_equal_time": equal_time, "equal_time_gap": ours[-1][1] - equal_time,
            "baseline_accuracy_at_equal_block_epochs": equal_cost, "equal_block_epochs_gap": ours[-1][1] - equal_cost,
-           **saving, "interpolations": benchmark.recoveries(multilevel)}
+           **saving, "interpolations": savings.recoveries(multilevel)}
     row["targets"] = {"equal time: >= 1 point ahead": row["equal_time_gap"] >= 0.01,
                       "equal epochs: within 1 point": row["equal_epochs_gap"] >= -0.01,
                       "time saved >= 95% of the block bound": row["fraction_of_blocks_bound"] >= 0.95}
@@ -88,7 +91,7 @@ def table(rows: list) -> str:
              "block-epochs | gap | time saved | block bound | share of bound | interpolations: before -> after -> "
              "after one epoch (epochs to recover) |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        changes = benchmark.format_recoveries(r["interpolations"])
+        changes = savings.format_recoveries(r["interpolations"])
         lines.append(f"| {r['rule']} | {r['accuracy']:.2%} | {r['baseline_accuracy']:.2%} | "
                      f"{100 * r['equal_epochs_gap']:+.2f} | {r['baseline_accuracy_at_equal_time']:.2%} | "
                      f"{100 * r['equal_time_gap']:+.2f} | {r['baseline_accuracy_at_equal_block_epochs']:.2%} | "
@@ -120,7 +123,7 @@ def main(argv):
         with open(f"{stem}.md", "w") as f:
             f.write(f"# Multi-level against the last-cycle model (ResNet-26, CIFAR-10)\n\n{note}\n\n{text}\n")
         records.write_json(f"{stem}.json", {"note": note, "runs": [folder for _, folder, _ in planned], "rows": rows})
-        plotting.headline_figure(f"{stem}.png", [(title, benchmark.accuracy_over_time(r),
+        plotting.headline_figure(f"{stem}.png", [(title, savings.accuracy_over_time(r),
                                                   [c["epoch"] for c in r["interpolations"]]) for title, r in finished],
                                  note)
     print(text)

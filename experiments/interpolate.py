@@ -3,7 +3,7 @@
     python -m experiments.interpolate --model_dir=runs/headline/multilevel-copy [--bn_batches=20]
 
 Grows the run's model (``model.keras``, or its latest checkpoint) once with each rule of
-``ml_resnet_tf.interpolation`` and reports the test accuracy before, right after, and after
+``ml_resnet_tf.transforms.interpolation`` and reports the test accuracy before, right after, and after
 re-estimating batch-norm statistics on ``--bn_batches`` batches of training images, with the top-1
 agreement and relative logit change. It separates the interpolation's own cost (the function
 changes) from what the learning-rate restart does next, and stale batch-norm statistics from the
@@ -16,10 +16,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from experiments import common, studies  # noqa: E402
-from experiments.usage import reject_positional  # noqa: E402
-from ml_resnet_tf import odenet  # noqa: E402
-from ml_resnet_tf.records import write_json  # noqa: E402
+from ml_resnet_tf.cli import common  # noqa: E402
+from ml_resnet_tf.cli.usage import reject_positional  # noqa: E402
+from ml_resnet_tf.nets import odenet  # noqa: E402
+from ml_resnet_tf.paper import studies  # noqa: E402
+from ml_resnet_tf.runs.records import write_json  # noqa: E402
 
 flags.DEFINE_string("model_dir", None, "A run folder written by experiments.train.")
 flags.DEFINE_string("output_dir", "", "Where interpolate.json goes; default: MODEL_DIR/analysis.")

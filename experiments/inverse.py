@@ -19,8 +19,11 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 from keras import ops  # noqa: E402
 
-from experiments.usage import new_file, reject_positional, write_measurement  # noqa: E402
-from ml_resnet_tf import registry, reversible  # noqa: E402
+from ml_resnet_tf.cli.usage import new_file, reject_positional, write_measurement  # noqa: E402
+from ml_resnet_tf.nets import (
+    registry,  # noqa: E402
+    reversible,  # noqa: E402
+)
 
 REVERSIBLE = [f.name for f in registry.FAMILIES.values() if f.reversible]
 flags.DEFINE_list("families", REVERSIBLE, "Reversible families to measure.")

@@ -3,7 +3,7 @@
     python -m experiments.lesion --model_dir=runs/resnet110 [--draws=5] [--num_images=10000]
 
 On the test images it measures the error of the intact model and of real models
-built without blocks (``ml_resnet_tf.lesion``): each single block deleted (a deleted
+built without blocks (``ml_resnet_tf.transforms.lesion``): each single block deleted (a deleted
 downsampling block keeps its parameter-free shortcut, ``Y_{j+1} = P(Y_j)``, and is
 marked), k random shape-keeping blocks deleted for k = 1 ... N over ``--draws``
 draws, and the blocks of each stage shuffled. It also checks Eq. 8 for every block:
@@ -17,12 +17,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from experiments import (
-    common,  # noqa: E402
-    studies,  # noqa: E402
-)
-from experiments.usage import reject_positional  # noqa: E402
-from ml_resnet_tf.records import write_json  # noqa: E402
+from ml_resnet_tf.cli import common  # noqa: E402
+from ml_resnet_tf.cli.usage import reject_positional  # noqa: E402
+from ml_resnet_tf.paper import studies  # noqa: E402
+from ml_resnet_tf.runs.records import write_json  # noqa: E402
 
 flags.DEFINE_string("model_dir", None, "A run folder written by experiments.train.")
 flags.DEFINE_string("output_dir", "", "Where lesion.json and lesion.png go; default: MODEL_DIR/analysis.")

@@ -11,8 +11,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from experiments.usage import reject_positional  # noqa: E402
-from ml_resnet_tf import odenet, registry  # noqa: E402
+from ml_resnet_tf.cli.usage import reject_positional  # noqa: E402
+from ml_resnet_tf.nets import (
+    odenet,  # noqa: E402
+    registry,  # noqa: E402
+)
 
 flags.DEFINE_list("families", [], "Only these families (default: all).")
 flags.register_validator("families", lambda names: set(names) <= set(registry.FAMILIES),

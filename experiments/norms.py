@@ -18,12 +18,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from experiments import (
-    common,  # noqa: E402
-    studies,  # noqa: E402
-)
-from experiments.usage import reject_positional  # noqa: E402
-from ml_resnet_tf.records import write_json  # noqa: E402
+from ml_resnet_tf.cli import common  # noqa: E402
+from ml_resnet_tf.cli.usage import reject_positional  # noqa: E402
+from ml_resnet_tf.paper import studies  # noqa: E402
+from ml_resnet_tf.runs.records import write_json  # noqa: E402
 
 common.define_analysis_flags("norms.json and the PNGs")
 

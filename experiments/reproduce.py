@@ -13,9 +13,10 @@ import os
 
 from absl import app, flags
 
-from experiments import common, plotting, tables
-from experiments.usage import reject_positional
-from ml_resnet_tf import records
+from ml_resnet_tf.cli import common
+from ml_resnet_tf.cli.usage import reject_positional
+from ml_resnet_tf.paper import plotting, tables
+from ml_resnet_tf.runs import records
 
 flags.DEFINE_enum("table", "3", ["3", "4"], "3: ResNets, 4: Wide ResNets.")
 flags.DEFINE_list("datasets", list(tables.DATASETS), "Datasets to run (columns of the table).")

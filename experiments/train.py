@@ -19,10 +19,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ star
 
 from absl import app, flags  # noqa: E402
 
-from experiments import common  # noqa: E402
-from experiments.usage import reject_positional  # noqa: E402
-from ml_resnet_tf import config  # noqa: E402
-from ml_resnet_tf.training import train  # noqa: E402
+from ml_resnet_tf.cli import common  # noqa: E402
+from ml_resnet_tf.cli.usage import reject_positional  # noqa: E402
+from ml_resnet_tf.training import config  # noqa: E402
+from ml_resnet_tf.training.trainer import train  # noqa: E402
 
 config.define_flags(flags)  # one flag per TrainConfig field: its default, help and choices
 flags.mark_flag_as_required("model_dir")

@@ -14,11 +14,11 @@ import os
 import signal
 import sys
 import tempfile
-import traceback
 
 from absl import app
 
-from ml_resnet_tf.records import LOCK
+from ml_resnet_tf.runs.records import LOCK
+from tests.fork_server import exit_status
 
 CASE_SECONDS = 180  # a case still running after this is killed (SIGALRM) and reported as such
 
@@ -41,21 +41,7 @@ def run_case(module, args):
             signal.alarm(CASE_SECONDS)
             os.dup2(out.fileno(), 1)
             os.dup2(err.fileno(), 2)
-            code = 0
-            try:
-                app.run(module.main, argv=[module.__name__, *args])
-            except SystemExit as stop:
-                code = stop.code
-                if isinstance(code, str):  # sys.exit("message"), as the interpreter would report it
-                    print(code, file=sys.stderr)
-                    code = 1
-            except BaseException:  # what the interpreter would print: the suite looks for it
-                traceback.print_exc()
-                code = 1
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-            os._exit(code or 0)
+            os._exit(exit_status(lambda: app.run(module.main, argv=[module.__name__, *args])))
         _, status = os.waitpid(pid, 0)
         err.seek(0)
         return os.waitstatus_to_exitcode(status), err.read()

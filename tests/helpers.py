@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import keras
 import numpy as np
@@ -11,10 +12,40 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+_SERVERS = {}  # environment changes -> a running tests.fork_server
+
+
+def _fork_server(changes: dict) -> subprocess.Popen:
+    """This worker's fork server for an environment that differs from ours by ``changes`` (None: unset)."""
+    key = tuple(sorted(changes.items(), key=lambda item: item[0]))
+    server = _SERVERS.get(key)
+    if server is None or server.poll() is not None:
+        env = {k: v for k, v in {**os.environ, **changes}.items() if v is not None}
+        server = subprocess.Popen([sys.executable, "-m", "tests.fork_server"], cwd=ROOT, env=env, text=True,
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        _SERVERS[key] = server
+    return server
+
+
 def run_module(module, *args, timeout=600, env=None):
-    """``python -m MODULE ARGS`` from the repository root, as a user runs the binaries."""
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout, env=env)
+    """``python -m MODULE ARGS`` from the repository root, as a user runs the binaries, with ``env`` for its
+    environment (default: ours). It runs in a child of ``tests.fork_server``, which imported TensorFlow once:
+    the same argv, folder, environment, streams and exit status, less the import's seconds."""
+    args = [str(a) for a in args]
+    changes = {} if env is None else {**{k: v for k, v in env.items() if os.environ.get(k) != v},
+                                      **{k: None for k in set(os.environ) - set(env)}}
+    server = _fork_server(changes)
+    with tempfile.TemporaryDirectory(prefix="run_module-") as scratch:
+        out, err = os.path.join(scratch, "out"), os.path.join(scratch, "err")
+        server.stdin.write(json.dumps({"module": module, "args": args, "cwd": ROOT, "timeout": timeout,
+                                       "out": out, "err": err}) + "\n")
+        server.stdin.flush()
+        reply = json.loads(server.stdout.readline())
+        stdout, stderr = (open(path).read() if os.path.exists(path) else "" for path in (out, err))
+    command = [sys.executable, "-m", module, *args]
+    if reply["timed_out"]:
+        raise subprocess.TimeoutExpired(command, timeout, output=stdout, stderr=stderr)
+    return subprocess.CompletedProcess(command, reply["code"], stdout, stderr)
 
 
 def error_lines(stderr):
@@ -105,7 +136,7 @@ def write_stl10(root, num_train, num_test):
 
 
 def results_payload(accuracies=(0.5,), status="finished", cycles=(), final=None, flags=None):
-    """A schema-valid results.json (``ml_resnet_tf.schema``) with the given per-epoch test accuracies,
+    """A schema-valid results.json (``ml_resnet_tf.runs.schema``) with the given per-epoch test accuracies,
     cycles ``(start_epoch, end_epoch, blocks)`` and ``final`` fields: what the readers' tests feed them."""
     epochs = [{"epoch": i + 1, "cycle": 1, "train_loss": 1.0, "train_accuracy": a, "test_loss": 1.0,
                "test_accuracy": a, "test_error": 1 - a, "learning_rate": 0.1, "train_seconds": 1.0,
@@ -127,7 +158,7 @@ def train_argv(config) -> list:
     """``experiments.train``'s flags for a ``TrainConfig``: every field that differs from its default."""
     import dataclasses
 
-    from ml_resnet_tf.config import DEFAULTS
+    from ml_resnet_tf.training.config import DEFAULTS
 
     def text(value):
         if isinstance(value, bool):

@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 
-from experiments import plotting
-from ml_resnet_tf import analysis, build_resnet, odenet
-from ml_resnet_tf.odenet import BN_EPSILON
+from ml_resnet_tf import build_resnet
+from ml_resnet_tf.analysis import probes
+from ml_resnet_tf.nets import odenet
+from ml_resnet_tf.nets.primitives import BN_EPSILON
+from ml_resnet_tf.paper import plotting
 
 
 def linear_resnet(blocks, step_size, c):
@@ -35,14 +37,14 @@ def test_residual_norms_match_the_closed_form(blocks, h):
     images = np.random.default_rng(0).uniform(0.1, 1.0, size=(7, 32, 32, 3)).astype("float32")
     images[:3] *= 3  # examples of different norms: the mean is over per-example norms
     x_norm = np.linalg.norm(images.reshape(7, -1), axis=1).mean()
-    norms = analysis.residual_norms(linear_resnet(blocks, h, c), images, batch_size=4)
+    norms = probes.residual_norms(linear_resnet(blocks, h, c), images, batch_size=4)
     growth = (1 + h * c) ** np.arange(blocks)
     np.testing.assert_allclose([b["input_norm"] for b in norms], x_norm * growth, rtol=1e-5)
     np.testing.assert_allclose([b["residual_norm"] for b in norms], h * c * x_norm * growth, rtol=1e-5)
     np.testing.assert_allclose([b["f_norm"] for b in norms], c * x_norm * growth, rtol=1e-5)
     assert [b["time"] for b in norms] == pytest.approx(h * np.arange(blocks))
     assert [b["index"] for b in norms] == list(range(1, blocks + 1))
-    assert analysis.mean_residual_norm(norms) == pytest.approx(h * c * x_norm * growth.mean(), rel=1e-5)
+    assert probes.mean_residual_norm(norms) == pytest.approx(h * c * x_norm * growth.mean(), rel=1e-5)
 
 
 def test_confidence_interval_uses_student_t():

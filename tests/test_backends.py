@@ -18,8 +18,9 @@ pytestmark = [pytest.mark.slow,
 SCRIPT = """
 import json, sys
 import keras, numpy as np
-from ml_resnet_tf import interpolate, odenet
-from ml_resnet_tf.optimizer import compile_model
+from ml_resnet_tf import interpolate
+from ml_resnet_tf.nets import odenet
+from ml_resnet_tf.training.optimizer import compile_model
 assert keras.backend.backend() == "jax"
 path, images = sys.argv[1], np.load(sys.argv[2])
 model = keras.models.load_model(path)

@@ -16,8 +16,8 @@ import sys
 
 import pytest
 
-from ml_resnet_tf import data
-from ml_resnet_tf.config import TrainConfig
+from ml_resnet_tf.training import data
+from ml_resnet_tf.training.config import TrainConfig
 from tests import helpers
 
 RESUMABLE = ["--model=resnet8", "--epochs=2", "--interpolate_at=", "--batch_size=50"]  # the flags of {w}/resumable

@@ -5,17 +5,20 @@ import json
 import numpy as np
 import pytest
 
-from ml_resnet_tf import benchmark, build_resnet, costs, registry
+from ml_resnet_tf import build_resnet
+from ml_resnet_tf.analysis import savings
+from ml_resnet_tf.bench import timing
+from ml_resnet_tf.nets import costs, registry
 from tests import helpers
 
 
 def test_step_times_proportional_to_blocks_predict_the_block_count_bound():
     epochs, blocks = (60, 50, 50), (6, 12, 24)
-    assert benchmark.predicted_saving(epochs, [0.01 * b for b in blocks], 500) == pytest.approx(
+    assert savings.predicted_saving(epochs, [0.01 * b for b in blocks], 500) == pytest.approx(
         costs.time_saved(epochs, blocks)) == pytest.approx(0.4375)
     # a fixed per-step overhead and the interpolations' costs both eat into it
-    assert benchmark.predicted_saving(epochs, [0.01 * b + 0.05 for b in blocks], 500) < 0.4375 * 0.9
-    assert benchmark.predicted_saving(epochs, [0.01 * b for b in blocks], 500, [30.0, 30.0]) == pytest.approx(
+    assert savings.predicted_saving(epochs, [0.01 * b + 0.05 for b in blocks], 500) < 0.4375 * 0.9
+    assert savings.predicted_saving(epochs, [0.01 * b for b in blocks], 500, [30.0, 30.0]) == pytest.approx(
         1 - (60 * 0.06 + 50 * 0.12 + 50 * 0.24 + 0.12) / (160 * 0.24))
 
 
@@ -30,23 +33,23 @@ BASELINE = [(0, 2, (8, 8, 8)), (2, 3, (8, 8, 8)), (3, 4, (8, 8, 8))]
 
 
 def test_measured_saving_leaves_start_up_out_and_knows_its_bound():
-    measured = benchmark.measured_saving(finished_run(MULTILEVEL, 150.0, 15.0), finished_run(BASELINE, 300.0, 5.0))
+    measured = savings.measured_saving(finished_run(MULTILEVEL, 150.0, 15.0), finished_run(BASELINE, 300.0, 5.0))
     assert measured["blocks_bound"] == pytest.approx(0.5)  # (2*6 + 12 + 24) / (4*24)
     assert measured["saving"] == pytest.approx(0.5) and measured["fraction_of_blocks_bound"] == pytest.approx(1.0)
     assert measured["saving_with_startup"] == pytest.approx(1 - 165 / 305)
     with pytest.raises(ValueError, match="last architecture"):
-        benchmark.measured_saving(finished_run(MULTILEVEL, 150.0), finished_run(BASELINE[:2], 300.0))
+        savings.measured_saving(finished_run(MULTILEVEL, 150.0), finished_run(BASELINE[:2], 300.0))
     # A swapped pair, or a run paired with itself, divided by a bound of zero before.
     with pytest.raises(ValueError, match="first run of a pair must be the multi-level one"):
-        benchmark.measured_saving(finished_run(BASELINE, 300.0), finished_run(MULTILEVEL, 150.0))
+        savings.measured_saving(finished_run(BASELINE, 300.0), finished_run(MULTILEVEL, 150.0))
     with pytest.raises(ValueError, match="first run of a pair must be the multi-level one"):
-        benchmark.measured_saving(finished_run(BASELINE, 300.0), finished_run(BASELINE, 300.0))
+        savings.measured_saving(finished_run(BASELINE, 300.0), finished_run(BASELINE, 300.0))
     with pytest.raises(ValueError, match="second run of a pair must be a baseline"):
-        benchmark.measured_saving(finished_run(MULTILEVEL, 150.0), finished_run(MULTILEVEL, 150.0))
+        savings.measured_saving(finished_run(MULTILEVEL, 150.0), finished_run(MULTILEVEL, 150.0))
 
 
 def test_summary_reports_median_and_spread():
-    assert benchmark.summary([3, 1, 2]) == {"median": 2.0, "min": 1.0, "max": 3.0, "values": [1.0, 2.0, 3.0]}
+    assert timing.summary([3, 1, 2]) == {"median": 2.0, "min": 1.0, "max": 3.0, "values": [1.0, 2.0, 3.0]}
 
 
 def test_bench_binary_measures_pipeline_models_and_schedules(tmp_path):
@@ -102,11 +105,11 @@ def _keras_leaves(model):
 @pytest.mark.parametrize("family, blocks", [("resnet", (1, 1, 1)), ("resnet", (2, 3, 1)), ("wresnet", (1, 2, 1))])
 def test_the_pytorch_twin_counts_the_same_parameters_and_computes_the_same_function(family, blocks):
     torch = pytest.importorskip("torch")
-    from experiments import torch_reference
+    from ml_resnet_tf.bench import torch_twin
 
     model = registry.build_model(family, step_size=0.5, blocks_per_stage=blocks)
-    net = torch_reference.build(family, blocks, step_size=0.5)
-    torch_reference.check_same_net(net, model)
+    net = torch_twin.build(family, blocks, step_size=0.5)
+    torch_twin.check_same_net(net, model)
     rng = np.random.default_rng(0)
     modules = [m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.nn.Linear))]
     with torch.no_grad():  # the Keras weights (with non-trivial statistics) into the twin, layout converted
@@ -127,7 +130,7 @@ def test_the_pytorch_twin_counts_the_same_parameters_and_computes_the_same_funct
     theirs = net.eval()(torch.from_numpy(images.transpose(0, 3, 1, 2).copy())).detach().numpy()
     np.testing.assert_allclose(theirs, model.predict(images, verbose=0), rtol=1e-4, atol=1e-4)
     with pytest.raises(AssertionError, match="PyTorch twin counts"):
-        torch_reference.check_same_net(torch_reference.build(family, (1, 1, 2)), model)
+        torch_twin.check_same_net(torch_twin.build(family, (1, 1, 2)), model)
 
 
 def test_bench_times_the_pytorch_twin_side_by_side(tmp_path):

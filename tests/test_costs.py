@@ -3,7 +3,7 @@
 import pytest
 
 from ml_resnet_tf import build_model, build_resnet
-from ml_resnet_tf.costs import flops_per_image, table2, time_saved
+from ml_resnet_tf.nets.costs import flops_per_image, table2, time_saved
 
 
 @pytest.mark.parametrize("interpolations, saved", [(0, 0), (1, 25), (2, 42), (3, 53), (4, 61), (5, 67)])

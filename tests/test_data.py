@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from ml_resnet_tf import data
+from ml_resnet_tf.training import data
 from tests import helpers
 
 
@@ -88,9 +88,9 @@ def batches(dataset):
 def test_pipeline_is_a_function_of_seed_and_epoch():
     rng = np.random.default_rng(0)
     images, labels = rng.integers(0, 256, (50, 32, 32, 3), dtype=np.uint8), np.arange(50, dtype=np.int32)
-    whole = batches(data.train_dataset(images, labels, 4, 10, seed=3, first_epoch=0, last_epoch=3))
-    resumed = batches(data.train_dataset(images, labels, 4, 10, seed=3, first_epoch=2, last_epoch=3))
-    other_seed = batches(data.train_dataset(images, labels, 4, 10, seed=4, first_epoch=0, last_epoch=1))
+    whole = batches(data.train_dataset(images, labels, 4, 10, seed=3, epochs=range(0, 3)))
+    resumed = batches(data.train_dataset(images, labels, 4, 10, seed=3, epochs=range(2, 3)))
+    other_seed = batches(data.train_dataset(images, labels, 4, 10, seed=4, epochs=range(0, 1)))
     assert len(whole) == 15 and len(resumed) == 5
     for (x, y), (rx, ry) in zip(whole[10:], resumed):
         np.testing.assert_array_equal(x, rx)
@@ -103,7 +103,7 @@ def test_pipeline_is_a_function_of_seed_and_epoch():
 def test_augmentation_pads_crops_flips_and_standardizes():
     image = np.arange(32 * 32 * 3, dtype=np.uint8).reshape(1, 32, 32, 3)
     images, labels = np.repeat(image, 64, axis=0), np.zeros(64, np.int32)
-    x, _ = batches(data.train_dataset(images, labels, 4, 64, seed=0, first_epoch=0, last_epoch=1))[0]
+    x, _ = batches(data.train_dataset(images, labels, 4, 64, seed=0, epochs=range(0, 1)))[0]
     assert x.shape == (64, 32, 32, 3)
     np.testing.assert_allclose(x.mean(axis=(1, 2, 3)), 0, atol=1e-4)
     np.testing.assert_allclose(x.std(axis=(1, 2, 3)), 1, atol=1e-3)

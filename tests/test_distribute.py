@@ -15,8 +15,8 @@ import tensorflow as tf
 tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
                                            [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras, numpy as np
-from ml_resnet_tf.config import TrainConfig
-from ml_resnet_tf.training import train
+from ml_resnet_tf.training.config import TrainConfig
+from ml_resnet_tf.training.trainer import train
 data_dir, root = sys.argv[1:]
 common = dict(data_dir=data_dir, model="resnet14", start_blocks=(1, 1, 1), epochs=2, interpolate_at=(1,),
               batch_size=50, seed=1, deterministic=True, sync_batch_norm=True)

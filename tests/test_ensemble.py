@@ -1,4 +1,4 @@
-"""The ensemble view (ml_resnet_tf.ensemble) against brute-force enumeration of paths."""
+"""The ensemble view (ml_resnet_tf.analysis.ensemble) against brute-force enumeration of paths."""
 
 import itertools
 import math
@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ml_resnet_tf import analysis, build_resnet, ensemble, odenet, schema
+from ml_resnet_tf import build_resnet
+from ml_resnet_tf.analysis import ensemble, probes
+from ml_resnet_tf.nets import odenet
+from ml_resnet_tf.runs import schema
 from tests import helpers
 from tests.test_analysis import linear_resnet
 from tests.test_families import FAMILIES, images, trained
@@ -68,7 +71,7 @@ def test_the_path_gradients_of_all_subsets_sum_to_the_gradient(family):
     model = trained(family)
     n = len(odenet.blocks(model))
     first = ensemble._first_block(model)
-    inputs = analysis.state_after(model, images(1), first)
+    inputs = probes.state_after(model, images(1), first)
     label = np.array([3])
     patterns = np.array(list(itertools.product((0.0, 1.0), repeat=n)), "float32")
     batch = np.repeat(keras.ops.convert_to_numpy(inputs), len(patterns), axis=0)

@@ -1,6 +1,6 @@
 """The family contract: one helper checks every registered family, and every preset's parameter count.
 
-A new family registered in ``ml_resnet_tf.families`` is picked up here with no new test: build,
+A new family registered in ``ml_resnet_tf.nets.families`` is picked up here with no new test: build,
 call, a train step, the ``.keras`` round trip, interpolation, lesions and the trajectory.
 """
 
@@ -12,8 +12,11 @@ import keras
 import numpy as np
 import pytest
 
-from ml_resnet_tf import analysis, interpolate, lesion, list_models, odenet, registry
-from ml_resnet_tf.families.lm_resnet import LMBlock
+from ml_resnet_tf import interpolate, list_models
+from ml_resnet_tf.analysis import probes
+from ml_resnet_tf.nets import odenet, registry
+from ml_resnet_tf.nets.families.lm_resnet import LMBlock
+from ml_resnet_tf.transforms import lesion
 from tests import helpers
 
 FAMILIES = sorted({registry.resolve(name).family for name in list_models()})
@@ -96,7 +99,7 @@ def test_family_contract(family, survival, tmp_path):
         assert outputs(lesion.remove_blocks(model, [block.name]), x).shape == (16, 10)
     shuffled = lesion.reorder_blocks(model, lesion.shuffled_order(model, np.random.default_rng(0)))
     assert outputs(shuffled, x).shape == (16, 10)
-    norms = analysis.residual_norms(new, x)
+    norms = probes.residual_norms(new, x)
     assert [n["block"] for n in norms] == [b.name for b in odenet.blocks(new)]
     assert all(np.isfinite(n["residual_norm"]) and n["step_size"] == 0.5 for n in norms)
 
@@ -110,7 +113,7 @@ def test_refined_net_stays_close_and_closer_as_h_shrinks(family):
     for h in (0.25, 0.125, 0.0625):
         model = registry.build_model(family, 10, SHAPE, h, (2, 2, 2))
         model.set_weights(weights)  # the same F (and k) at every h: only the discretization differs
-        changes.append(analysis.compare_models(model, interpolate(model), x)["relative_logit_change"])
+        changes.append(probes.compare_models(model, interpolate(model), x)["relative_logit_change"])
     assert changes[1] < 0.75 * changes[0] and changes[2] < 0.75 * changes[1], changes
     assert changes[2] < 0.1, changes
 

@@ -3,7 +3,7 @@
 import json
 import os
 
-from ml_resnet_tf import costs
+from ml_resnet_tf.nets import costs
 from tests import helpers
 
 BASELINE = [0.3, 0.4, 0.5, 0.55, 0.6, 0.62, 0.66, 0.7, 0.72]

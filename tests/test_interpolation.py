@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ml_resnet_tf import blocks_per_stage, build_resnet, compare_models, interpolate, registry, step_size
-from ml_resnet_tf.interpolation import IDENTITY, _rule_sources, interpolation_sources
-from ml_resnet_tf.odenet import stages
-from ml_resnet_tf.registry import FAMILIES
+from ml_resnet_tf import blocks_per_stage, build_resnet, compare_models, interpolate, step_size
+from ml_resnet_tf.nets import registry
+from ml_resnet_tf.nets.odenet import stages
+from ml_resnet_tf.nets.registry import FAMILIES
+from ml_resnet_tf.transforms.interpolation import IDENTITY, _rule_sources, interpolation_sources
 
 
 def trained(blocks, step=1.0, **kwargs):

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from ml_resnet_tf.training import train
+from ml_resnet_tf.training.trainer import train
 from tests import helpers
 from tests.test_reliability import KILL_SCRIPT
 from tests.test_training import Interrupt, tiny_config
@@ -63,8 +63,8 @@ def test_jax_resumes_a_tensorflow_run_through_an_interpolation_and_a_kill_and_ag
 DATA_PARALLEL = """
 import json, sys
 import jax
-from ml_resnet_tf.config import TrainConfig
-from ml_resnet_tf.training import train
+from ml_resnet_tf.training.config import TrainConfig
+from ml_resnet_tf.training.trainer import train
 data_dir, root = sys.argv[1:]
 common = dict(data_dir=data_dir, model="resnet14", start_blocks=(1, 1, 1), epochs=2, interpolate_at=(1,),
               batch_size=50, seed=1)

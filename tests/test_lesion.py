@@ -4,8 +4,11 @@ import keras
 import numpy as np
 import pytest
 
-from ml_resnet_tf import analysis, build_resnet, lesion, odenet
-from ml_resnet_tf.odenet import Shortcut
+from ml_resnet_tf import build_resnet
+from ml_resnet_tf.analysis import lesions, probes
+from ml_resnet_tf.nets import odenet
+from ml_resnet_tf.nets.odenet import Shortcut
+from ml_resnet_tf.transforms import lesion
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +28,7 @@ def trained_like():
 
 
 def outputs(model, images):
-    return analysis.features(model, images, len(model.layers))
+    return probes.features(model, images, len(model.layers))
 
 
 def test_a_lesioned_model_equals_a_model_built_without_those_blocks(trained_like):
@@ -55,7 +58,7 @@ def test_a_deleted_downsampling_block_leaves_its_shortcut(trained_like, tmp_path
 @pytest.mark.parametrize("block", ["stage1_block1", "stage1_block2", "stage2_block1", "stage3_block3"])
 def test_eq8_deleting_a_block_changes_the_next_feature_map_by_h_times_f(trained_like, block):
     model, images = trained_like
-    check = lesion.eq8_check(model, block, images)
+    check = lesions.eq8_check(model, block, images)
     assert check["relative_error"] < 1e-5
     assert check["relative_change"] > 0.01  # the residual is not trivially zero
 
@@ -76,7 +79,7 @@ def test_shuffles_keep_downsampling_blocks_first_and_change_only_order(trained_l
 def test_lesion_study_reports_every_analysis(trained_like):
     model, images = trained_like
     labels = np.arange(16) % 10
-    study = lesion.lesion_study(model, images, labels, draws=2, seed=1, max_removed=2)
+    study = lesions.lesion_study(model, images, labels, draws=2, seed=1, max_removed=2)
     assert [r["downsampling"] for r in study["single_block"]] == [False, False, True, False, True, False, False]
     assert [(r["removed"], len(r["test_errors"])) for r in study["random_deletions"]] == [(1, 2), (2, 2)]
     assert [r["stages"] for r in study["shuffles"]] == [1, 2, 3, "all"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ml_resnet_tf import blocks_per_stage, build_model, build_resnet, step_size
-from ml_resnet_tf.registry import resolve
+from ml_resnet_tf.nets.registry import resolve
 
 # Table 5 (Appendix A): trainable parameters. Its last row, printed "ResNet-122", is WResNet-122.
 TABLE5 = {

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from ml_resnet_tf.training import train
+from ml_resnet_tf.training.trainer import train
 from tests import helpers
 from tests.test_reliability import KILL_SCRIPT
 from tests.test_training import tiny_config

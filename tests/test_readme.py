@@ -18,6 +18,6 @@ def test_readme_example():
 
 
 def test_readme_flag_table_is_generated_from_the_config():
-    from ml_resnet_tf import config
+    from ml_resnet_tf.training import config
 
     assert config.flag_table() in open(README).read(), "README's flag table is stale: paste config.flag_table()"

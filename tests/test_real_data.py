@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from ml_resnet_tf.config import TrainConfig
-from ml_resnet_tf.training import train
+from ml_resnet_tf.training.config import TrainConfig
+from ml_resnet_tf.training.trainer import train
 
 pytestmark = pytest.mark.slow
 

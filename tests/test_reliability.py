@@ -12,11 +12,13 @@ import keras
 import numpy as np
 import pytest
 
-from experiments import common
-from ml_resnet_tf import build_resnet, data, records
-from ml_resnet_tf.data import DataError
-from ml_resnet_tf.records import RunError
-from ml_resnet_tf.training import train
+from ml_resnet_tf import build_resnet
+from ml_resnet_tf.cli import common
+from ml_resnet_tf.runs import records
+from ml_resnet_tf.runs.records import RunError
+from ml_resnet_tf.training import data
+from ml_resnet_tf.training.data import DataError
+from ml_resnet_tf.training.trainer import train
 from tests import helpers
 from tests.test_training import Interrupt, tiny_config, without_times
 
@@ -106,12 +108,13 @@ def test_a_mixed_float16_baseline_restarts_its_learning_rate(tmp_path, tiny_cifa
 KILL_SCRIPT = """
 import json, os, sys
 import keras
-from ml_resnet_tf import records, training
-from ml_resnet_tf.recorder import EpochRecorder
-from ml_resnet_tf.config import TrainConfig
+from ml_resnet_tf.runs import records
+from ml_resnet_tf.training import cycles, trainer
+from ml_resnet_tf.training.recorder import EpochRecorder
+from ml_resnet_tf.training.config import TrainConfig
 
 config, (owner, name), count, when = json.loads(sys.argv[1]), sys.argv[2].rsplit(".", 1), int(sys.argv[3]), sys.argv[4]
-owner = {"RunRecord": records.RunRecord, "training": training, "keras.Model": keras.Model,
+owner = {"RunRecord": records.RunRecord, "cycles": cycles, "keras.Model": keras.Model,
          "EpochRecorder": EpochRecorder}[owner]
 original, calls = getattr(owner, name), []
 
@@ -125,7 +128,7 @@ def killing(*args, **kwargs):  # SIGKILL's effect: the process ends here, no cle
     return result
 
 setattr(owner, name, killing)
-training.train(TrainConfig(**config), verbose=0, log=lambda line: None)
+trainer.train(TrainConfig(**config), verbose=0, log=lambda line: None)
 """
 
 # (what is patched, on which call, before or after it runs): every phase of a 1-1-1 -> 2-2-2 run of four epochs.
@@ -135,8 +138,8 @@ KILL_POINTS = [
     ("EpochRecorder.on_train_batch_begin", 6, "before"),  # mid-epoch 2
     ("keras.Model.save", 2, "after"),  # epoch 2's checkpoint in its temporary file, not yet renamed
     ("RunRecord.save", 4, "before"),  # epoch 2's checkpoint renamed, results.json not yet pointing at it
-    ("training._interpolate", 1, "before"),  # at the interpolation
-    ("training._interpolate", 1, "after"),  # interpolated, the new cycle not yet recorded
+    ("cycles.interpolate_into", 1, "before"),  # at the interpolation
+    ("cycles.interpolate_into", 1, "after"),  # interpolated, the new cycle not yet recorded
     ("EpochRecorder.on_train_batch_begin", 14, "before"),  # mid-epoch 4, the last
     ("RunRecord.finish", 1, "before"),  # after the final evaluation
     ("keras.Model.save", 5, "after"),  # model.keras in its temporary file

@@ -14,8 +14,9 @@ import pytest
 import tensorflow as tf
 from keras import ops
 
-from ml_resnet_tf import interpolate, memory, odenet, registry, reversible
-from ml_resnet_tf.config import ConfigError, TrainConfig
+from ml_resnet_tf import interpolate
+from ml_resnet_tf.nets import branches, memory, odenet, registry, reversible
+from ml_resnet_tf.training.config import ConfigError, TrainConfig
 from tests import helpers
 
 REVERSIBLE = [f.name for f in registry.FAMILIES.values() if f.reversible]
@@ -45,7 +46,7 @@ def test_hamiltonian1202_has_the_notes_parameter_count():
 
 
 def test_tied_transpose_is_the_adjoint_even_for_a_non_square_kernel():
-    conv = reversible.TiedConv(4)
+    conv = branches.TiedConv(4)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(2, 7, 7, 6)).astype("float32")
     conv.build(x.shape)
@@ -175,7 +176,7 @@ def test_memory_efficient_needs_a_reversible_family():
 @pytest.mark.slow
 def test_multilevel_memory_efficient_hamiltonian_trains_resumes_and_records(tmp_path, tiny_cifar10):
     """The issue's command at toy scale: 1-1-1 -> 2-2-2, killed and resumed, ends as an uninterrupted run."""
-    from ml_resnet_tf.training import train
+    from ml_resnet_tf.training.trainer import train
     from tests.test_training import Interrupt, tiny_config, without_times
 
     changes = dict(model="hamiltonian", memory_efficient=True)  # a family name: start_blocks doubled once
@@ -195,7 +196,7 @@ def test_multilevel_memory_efficient_hamiltonian_trains_resumes_and_records(tmp_
 JAX_SCRIPT = """
 import json, sys
 import jax, keras, numpy as np
-from ml_resnet_tf import registry
+from ml_resnet_tf.nets import registry
 assert keras.backend.backend() == "jax"
 rng = np.random.default_rng(0)
 x, y = rng.normal(size=(8, 16, 16, 3)).astype("float32"), rng.integers(0, 10, 8)

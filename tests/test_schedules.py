@@ -5,7 +5,7 @@ import math
 import keras
 import pytest
 
-from ml_resnet_tf.schedules import CyclicCosineDecay
+from ml_resnet_tf.training.schedules import CyclicCosineDecay
 
 LR_MAX, LR_MIN = 0.5, 0.001
 

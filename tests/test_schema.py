@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from ml_resnet_tf import records, schema
+from ml_resnet_tf.runs import records, schema
 
 
 def epoch(n, **changes):

@@ -7,10 +7,10 @@ import shutil
 
 import pytest
 
-from experiments import studies
-from ml_resnet_tf.config import DEFAULTS, TrainConfig
-from ml_resnet_tf.records import RunError, RunRecord
-from ml_resnet_tf.training import _schedule
+from ml_resnet_tf.paper import studies
+from ml_resnet_tf.runs.records import RunError, RunRecord
+from ml_resnet_tf.training.config import DEFAULTS, TrainConfig
+from ml_resnet_tf.training.cycles import schedule
 from tests import helpers
 
 
@@ -30,8 +30,8 @@ def test_figure_runs_follow_the_paper():
 
 
 def test_without_lr_restart_one_cosine_spans_all_cycles():
-    restart = _schedule(TrainConfig("unused", model="resnet50", start_blocks=(2, 2, 2)), 10)
-    once = _schedule(TrainConfig("unused", model="resnet50", start_blocks=(2, 2, 2), lr_restart=False), 10)
+    restart = schedule(TrainConfig("unused", model="resnet50", start_blocks=(2, 2, 2)), 10)
+    once = schedule(TrainConfig("unused", model="resnet50", start_blocks=(2, 2, 2), lr_restart=False), 10)
     assert float(restart(600)) == pytest.approx(0.5)  # epoch 60: the second cycle restarts
     eq9 = 0.001 + 0.5 * (0.5 - 0.001) * (1 + math.cos(math.pi * 600 / 1600))  # Eq. 9 with T = all 160 epochs
     assert float(once(600)) == pytest.approx(eq9, rel=1e-6)

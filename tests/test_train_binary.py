@@ -2,7 +2,7 @@
 
 import json
 
-from ml_resnet_tf.records import load_model
+from ml_resnet_tf.runs.records import load_model
 from tests import helpers
 
 

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from ml_resnet_tf import odenet
-from ml_resnet_tf.config import ConfigError, Cycle, TrainConfig
-from ml_resnet_tf.records import RunError
-from ml_resnet_tf.training import _schedule, train
+from ml_resnet_tf.nets import odenet
+from ml_resnet_tf.runs.records import RunError
+from ml_resnet_tf.training.config import ConfigError, Cycle, TrainConfig
+from ml_resnet_tf.training.cycles import schedule
+from ml_resnet_tf.training.trainer import train
 
 
 def test_multilevel_plan_matches_table1():
@@ -140,7 +141,7 @@ def test_records_what_the_issue_asks_for(tmp_path, tiny_cifar10):
     assert change["epoch"] == 2
     assert change["test_accuracy_before"] == pytest.approx(on_disk["epochs"][1]["test_accuracy"], abs=1e-6)
     assert {"test_accuracy_after", "top1_agreement", "relative_logit_change"} <= set(change)
-    # The effective depth (ml_resnet_tf.ensemble) every epoch, and on both sides of the interpolation.
+    # The effective depth (ml_resnet_tf.analysis.ensemble) every epoch, and on both sides of the interpolation.
     assert [e["ensemble"]["num_blocks"] for e in on_disk["epochs"]] == [3, 3, 6, 6]
     assert [len(c["gains_at_start"]) for c in on_disk["cycles"]] == [3, 6]
     assert on_disk["flags"]["start_blocks"] == [1, 1, 1] and on_disk["flags"]["lr_max"] == 0.5
@@ -243,4 +244,4 @@ def test_interpolation_rules_and_restart_options_train_and_are_recorded(tmp_path
     linear = train(config, verbose=0, log=lambda line: None)
     assert [c["step_size"] for c in linear["cycles"]] == [1.0, 0.5] and linear["status"] == "finished"
     assert linear["flags"]["interpolation_rule"] == "linear" and linear["flags"]["bn_reestimate"] == 2
-    assert _schedule(config, 4).warmup_steps == 2
+    assert schedule(config, 4).warmup_steps == 2
