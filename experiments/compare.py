@@ -15,6 +15,7 @@ import sys
 from absl import app, flags
 
 from ml_resnet_tf.analysis import savings
+from ml_resnet_tf.cli import common
 from ml_resnet_tf.cli.usage import reject_positional
 from ml_resnet_tf.nets import odenet
 from ml_resnet_tf.runs.records import load_results
@@ -43,7 +44,8 @@ def row(model_dir: str, results: dict) -> str:
 
 def main(argv):
     reject_positional(argv)
-    found = [(d, load_results(d)) for d in FLAGS.model_dirs]
+    with common.one_line_errors():
+        found = [(d, load_results(d)) for d in FLAGS.model_dirs]
     missing = [d for d, results in found if not results or not results["epochs"]]
     if not FLAGS.model_dirs or missing:
         print(f"error: --model_dirs: {', '.join(missing) or 'none given'}: no run with a finished epoch; "

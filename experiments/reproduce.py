@@ -82,12 +82,13 @@ def main(argv):
     runs_roots = {t: os.path.join(FLAGS.runs_dir, f"table{t}{suffix}") for t in tables.TABLES}
     failed = run_all(table, runs_roots[table]) if FLAGS.train else []
     markdown = os.path.join(FLAGS.results_dir, f"table{table}{suffix}.md")
-    collected = tables.collect(table, runs_roots[table], FLAGS.datasets, FLAGS.scale)
-    with common.one_line_errors():
+    with common.one_line_errors():  # a run folder that is not its row's, or a results.json with a NaN
+        collected = tables.collect(table, runs_roots[table], FLAGS.datasets, FLAGS.scale)
         common.require_runs(FLAGS.train or any(r["status"] != "missing" for r in collected), runs_roots[table])
+        written = figures(runs_roots, suffix)
     tables.write(table, collected, markdown, note())
     print(f"table: {markdown} (CSV beside it)")
-    for path in figures(runs_roots, suffix):
+    for path in written:
         print(f"figure: {path}")
     print(f"runs: tensorboard --logdir {FLAGS.runs_dir}")
     common.report_failures(failed)

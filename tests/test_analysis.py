@@ -52,3 +52,22 @@ def test_confidence_interval_uses_student_t():
     assert mean[0] == pytest.approx(4.5)
     assert half[0] == pytest.approx(2.262 * np.std(range(10), ddof=1) / np.sqrt(10), rel=1e-3)
     assert plotting.confidence_interval([[1.0, 2.0]])[1].tolist() == [0.0, 0.0]
+
+
+def test_gains_stay_finite_under_mixed_float16():
+    """A float16 sum of squares over a feature map overflows: the norms are taken in float32 (issue 25's
+    'effective depth of nan'), which results.json now refuses to hold."""
+    import keras
+
+    from ml_resnet_tf import build_model
+    from ml_resnet_tf.analysis import ensemble
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        model = build_model("resnet", blocks_per_stage=(1, 1, 1))
+        x = (np.random.default_rng(0).normal(size=(4, 32, 32, 3)) * 50).astype("float32")
+        gains = ensemble.block_gains(model, x)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert all(np.isfinite(g) for g in gains.values())

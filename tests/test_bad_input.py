@@ -115,7 +115,7 @@ CASES = {
         ([], "--model_dir"),
         (["--model_dir="], "--model_dir needs at least one run folder"),
         (["--model_dir={w}/finished,{w}/broken"], "--output_dir is required with more than one --model_dir"),
-        (["--model_dir={w}/broken"], "broken/model.keras ("),
+        (["--model_dir={w}/broken"], "broken/model.keras is corrupt or cut short"),
         (["--model_dir={w}/empty"], "holds no results.json"),
         (["--model_dir={w}/nowhere"], "nowhere"),
         (["--model_dir={trained}", "--output_dir={w}/file"], "is a file, not a folder: choose another --output_dir"),
@@ -126,7 +126,7 @@ CASES = {
     "experiments.lesion": [
         ([], "--model_dir"),
         (["--model_dir={w}/empty"], "holds no results.json"),
-        (["--model_dir={w}/broken"], "broken/model.keras ("),
+        (["--model_dir={w}/broken"], "broken/model.keras is corrupt or cut short"),
         (["--model_dir={trained}", "--draws=0"], "--draws must be at least 1"),
         (["--model_dir={trained}", "--max_removed=-1"], "--max_removed must not be negative"),
         (["--model_dir={trained}", "--output_dir={w}/file"], "is a file, not a folder: choose another --output_dir"),
@@ -139,7 +139,7 @@ CASES = {
         (["--model_dir={trained}", "--path_samples=0"], "--path_samples must be at least 1"),
         (["--model_dir={trained}", "--lesion_draws=-1"], "--lesion_draws must not be negative"),
         (["--model_dir={trained}", "--output_dir={w}/file"], "is a file, not a folder: choose another --output_dir"),
-        (["--model_dir={w}/broken"], "broken/model.keras ("),
+        (["--model_dir={w}/broken"], "broken/model.keras is corrupt or cut short"),
         (["--model_dir={w}", "{w}"], "unexpected argument"),
     ],
     "experiments.bench": [

@@ -14,6 +14,7 @@ import pytest
 
 from ml_resnet_tf import build_resnet
 from ml_resnet_tf.cli import common
+from ml_resnet_tf.runs import folder as run_folder
 from ml_resnet_tf.runs import records
 from ml_resnet_tf.runs.records import RunError
 from ml_resnet_tf.training import data
@@ -55,7 +56,7 @@ def test_a_diverged_run_is_failed_and_keeps_its_last_finite_checkpoint(tmp_path,
 
 def test_a_second_process_cannot_train_into_a_locked_folder(tmp_path, tiny_cifar10):
     folder = tmp_path / "run"
-    with records.lock(str(folder)):
+    with run_folder.lock(str(folder)):
         result = helpers.run_module("experiments.train", f"--model_dir={folder}", f"--data_dir={tiny_cifar10}",
                                     "--model=resnet8", "--epochs=1", "--interpolate_at=", "--batch_size=50")
         with pytest.raises(RunError, match="another process is training into"):

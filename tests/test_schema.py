@@ -52,4 +52,6 @@ def test_a_foreign_results_file_is_one_clear_error(tmp_path):
     (tmp_path / "results.json").write_text("[]")
     with pytest.raises(records.RunError, match="is not a run's results .the file holds a list"):
         records.RunRecord.open(str(tmp_path), {"model": "resnet8"})
-    assert records.load_results(str(tmp_path)) is None
+    with pytest.raises(records.RunError, match="is not a run's results"):  # never taken for "no run here"
+        records.load_results(str(tmp_path))
+    assert records.load_results(str(tmp_path / "nothing")) is None

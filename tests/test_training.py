@@ -86,8 +86,8 @@ class Interrupt(keras.callbacks.Callback):
 
 
 def without_times(results):
-    """Results minus wall-clock times, paths and the processes that trained them (a resumed run has
-    one session more), which differ between any two runs."""
+    """Results minus wall-clock times, paths, the processes that trained them (a resumed run has
+    one session more) and the run's id, which differ between any two runs."""
     text = json.dumps(results, sort_keys=True)
     clean = json.loads(text)
     for entry in clean["epochs"] + clean["cycles"] + [clean["final"]]:
@@ -97,6 +97,7 @@ def without_times(results):
         entry.pop("seconds")
     clean.pop("flags")
     clean.pop("sessions")
+    clean.pop("run_id")
     return clean
 
 

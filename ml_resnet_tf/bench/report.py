@@ -68,7 +68,10 @@ def measured_runs(folders):
     """The measured saving of each (multi-level, baseline) pair of finished runs, and their median."""
     results = []
     for folder in folders:
-        found = records.load_results(folder)
+        try:
+            found = records.load_results(folder)
+        except records.RunError as error:
+            raise ValueError(f"--measured_runs: {error}") from None
         if (found or {}).get("status") != "finished":
             raise ValueError(f"--measured_runs: {folder} holds no finished run; train it with experiments.train first")
         results.append(found)

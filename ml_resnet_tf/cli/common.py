@@ -8,6 +8,7 @@ import sys
 
 from absl import flags
 
+from ml_resnet_tf.runs import parts
 from ml_resnet_tf.runs.records import RunError, is_finished
 from ml_resnet_tf.training.config import ConfigError
 from ml_resnet_tf.training.data import DataError
@@ -26,7 +27,7 @@ def one_line_errors():
     except OSError as error:
         if error.errno not in DISK_ERRORS:
             raise
-        where = f" writing {error.filename}" if error.filename else ""
+        where = f" writing {error.filename}" if error.filename else ""  # reads are checked where they happen
         print(f"error: {error.strerror}{where}: free space or fix permissions, then rerun the same command "
               "(a run resumes from its last checkpoint)", file=sys.stderr)
         sys.exit(1)
@@ -65,6 +66,10 @@ def output_folder(path: str, flag: str) -> str:
     """``path``, created if needed; RunError (one line) where it is a file or cannot be written."""
     if os.path.exists(path) and not os.path.isdir(path):
         raise RunError(f"{path} is a file, not a folder: choose another {flag}")
+    run = parts.managed_by_run(path)
+    if run:
+        raise RunError(f"{flag}={path} is inside a run's own folders, which its trainer writes and prunes: choose "
+                       "one outside them, such as the default MODEL_DIR/analysis")
     try:
         os.makedirs(path, exist_ok=True)
         if not os.access(path, os.W_OK):

@@ -231,9 +231,11 @@ class ODENet(keras.Sequential):
     index and ``h``, which :func:`stages` reads.
     """
 
-    def __init__(self, layers=None, spec=None, trainable=True, name=None):
+    def __init__(self, layers=None, spec=None, trainable=True, name=None, provenance=None):
         super().__init__(layers, trainable=trainable, name=name)
         self.spec = dict(spec or {})
+        # Who wrote this file (``runs.parts``: the run's id and the epoch), carried, never read here.
+        self.provenance = dict(provenance or {})
 
     def call(self, inputs, training=None, mask=None, **kwargs):
         if training and self.spec.get("memory_efficient"):
@@ -241,14 +243,14 @@ class ODENet(keras.Sequential):
         return super().call(inputs, training=training, mask=mask, **kwargs)
 
     def get_config(self):
-        return {**super().get_config(), "spec": self.spec}
+        return {**super().get_config(), "spec": self.spec, "provenance": self.provenance}
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
-        spec = config.pop("spec", None)
+        spec, provenance = config.pop("spec", None), config.pop("provenance", None)
         model = super().from_config(config, custom_objects=custom_objects)
-        model.spec = dict(spec or {})
+        model.spec, model.provenance = dict(spec or {}), dict(provenance or {})
         return model
 
 

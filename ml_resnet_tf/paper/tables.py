@@ -12,7 +12,7 @@ import functools
 import os
 
 from ml_resnet_tf.nets import costs, odenet, registry
-from ml_resnet_tf.runs.records import load_results
+from ml_resnet_tf.runs.records import RunError, load_results
 from ml_resnet_tf.training import data
 from ml_resnet_tf.training.config import TrainConfig
 
@@ -101,12 +101,25 @@ def _config(row, dataset, results, scale):
     return TrainConfig("-", dataset=dataset, model=row.model, start_blocks=row.start_blocks, scale=scale)
 
 
+def _check_row(results, row, dataset, folder) -> None:
+    """A run filed under ``row`` must be that row's run: its model, first blocks and dataset."""
+    if not results:
+        return
+    flags = results["flags"]
+    theirs = (flags.get("model"), tuple(flags.get("start_blocks") or ()), flags.get("dataset"))
+    ours = (row.model, tuple(row.start_blocks or ()), dataset)
+    if theirs != ours:
+        raise RunError(f"{folder} holds a run of {theirs[0]} from blocks {theirs[1] or 'its own'} on {theirs[2]}, "
+                       f"not {row.label} on {dataset}: move it away, or retrain that row")
+
+
 def collect(table, runs_root, datasets=DATASETS, scale=1.0):
     """One record per (row, dataset): our numbers, the paper's, and the time saved."""
     records = []
     for row in TABLES[table]:
         for dataset in datasets:
             results = load_results(run_dir(runs_root, row, dataset))
+            _check_row(results, row, dataset, run_dir(runs_root, row, dataset))
             flags = (results or {}).get("flags", {})
             paper_error, paper_minutes = row.paper[dataset]
             record = {"table": table, "model": row.label, "blocks": row.blocks, "dataset": dataset,

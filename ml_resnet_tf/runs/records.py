@@ -3,7 +3,7 @@
 Layout of ``model_dir``::
 
     results.json               flags, per-epoch and per-cycle records, status (running, finished, failed)
-    .lock                      flock'ed by the one process training into the folder (``lock``)
+    .lock                      flock'ed by the one process training into the folder (``folder.lock``)
     checkpoints/epoch_NNNN.keras  model + optimizer state after the two last finished epochs
     model.keras                the final model, once the run is finished
     train/ validation/ dynamics/  TensorBoard event files
@@ -16,20 +16,16 @@ fault, a copy cut short), the run resumes from the one before and retrains that 
 that holds something else, or a run with other flags, is refused rather than overwritten.
 """
 
-import contextlib
-import fcntl
 import json
 import os
-import shutil
-import zipfile
+import uuid
 
 import keras
 
-from ml_resnet_tf.runs import schema
+from ml_resnet_tf.runs import parts, schema
+from ml_resnet_tf.runs.parts import FINAL_MODEL, PARTIAL
 
 RESULTS = "results.json"
-FINAL_MODEL = "model.keras"
-PARTIAL = ".partial-"  # a file being written; left by a kill, it is never read and is cleared later
 LOCK = ".lock"  # held (flock) by the process training into the folder; the kernel drops it if that process dies
 # Flags that may differ when a run resumes: where the data lives, and how the same steps are
 # compiled, dispatched and recomputed (--memory_efficient), do not change the run.
@@ -120,7 +116,7 @@ class RunRecord:
             return cls(model_dir, results)
         if os.path.exists(model_dir) and (not os.path.isdir(model_dir) or set(os.listdir(model_dir)) - {LOCK}):
             raise RunError(f"{model_dir} exists and holds no {RESULTS}: choose a new or empty --model_dir")
-        return cls(model_dir, schema.new(flags, TIME_NOTE))
+        return cls(model_dir, schema.new(flags, TIME_NOTE, uuid.uuid4().hex))
 
     @property
     def finished(self):
@@ -160,14 +156,18 @@ class RunRecord:
             known["sources"].append(images.source)
 
     def save(self):
-        schema.validate(self.results)
+        try:
+            schema.validate(self.results)
+        except schema.SchemaError as error:  # never write what a reader would refuse, e.g. a NaN
+            raise RunError(f"{self.model_dir}: not writing results.json, whose {error}") from None
         os.makedirs(os.path.join(self.model_dir, "checkpoints"), exist_ok=True)
         write_json(os.path.join(self.model_dir, RESULTS), self.results)
 
     def add_epoch(self, epoch_record, model):
         """Checkpoints ``model`` (with its optimizer), then records the epoch that produced it; keeps
         that checkpoint and the one before, and clears older ones and any a kill left half-written."""
-        name = os.path.join("checkpoints", f"epoch_{epoch_record['epoch']:04d}.keras")
+        name = parts.checkpoint_name(epoch_record["epoch"])
+        parts.stamp(model, self.results.get("run_id"), epoch_record["epoch"])
         save_model(model, os.path.join(self.model_dir, name))
         kept = {name, self.results["checkpoint"]}
         self.results["epochs"].append(epoch_record)
@@ -175,34 +175,61 @@ class RunRecord:
         self.save()
         folder = os.path.join(self.model_dir, "checkpoints")
         for stale in set(os.listdir(folder)) - {os.path.basename(k) for k in kept if k}:
-            os.remove(os.path.join(folder, stale))
+            if parts.is_own_file(stale):  # whatever else is there is not ours to delete
+                os.remove(os.path.join(folder, stale))
 
     def load_checkpoint(self, log=print):
-        """The latest checkpoint's model; if it cannot be read, the one before, with the records cut
-        back to that epoch (so that epoch is trained again). RunError if neither can be read."""
-        latest = self.results["checkpoint"] or ""
+        """The latest checkpoint's model, checked against this run (``parts.check``); if it cannot be
+        read, the one before, with the records cut back to that epoch (so that epoch is trained again).
+        RunError if neither can be read, or if one reads but is not this run's."""
+        epoch = self.epochs_done
+        latest = self._latest_checkpoint()
         try:
-            return self._load(latest)
+            return self.read_part(latest, epoch)
         except RunError as error:
-            epoch = self.epochs_done - 1
-            earlier = os.path.join("checkpoints", f"epoch_{epoch:04d}.keras")
-            if epoch < 1 or not os.path.isfile(os.path.join(self.model_dir, earlier)):
+            earlier = parts.checkpoint_name(epoch - 1)
+            if isinstance(error.__cause__, parts.ForeignPart) or epoch < 2 \
+                    or not os.path.isfile(os.path.join(self.model_dir, earlier)):
                 raise
-            log(f"warning: {error}; resuming from {earlier}, the checkpoint before it, and retraining epoch "
-                f"{epoch + 1}")
-            model = self._load(earlier)
-            self.results["epochs"] = self.results["epochs"][:epoch]
+            log(f"warning: {error}; resuming from {earlier}, the checkpoint before it, and retraining epoch {epoch}")
+            model = self.read_part(earlier, epoch - 1)
+            self.results["epochs"] = self.results["epochs"][:epoch - 1]
             self.results["checkpoint"] = earlier
             return model
 
-    def _load(self, name):
+    def check_checkpoint(self) -> None:
+        """Refuses, before anything is written, a latest checkpoint that is not this run's (its archive's
+        config alone: ``parts.peek``); one that cannot be read is left to ``load_checkpoint``."""
+        if not self.epochs_done:
+            return
+        path = os.path.join(self.model_dir, self._latest_checkpoint())
+        found = parts.peek(path)
+        try:
+            found and parts.check(found, self.results, path, self.epochs_done)
+        except parts.PartError as error:
+            raise RunError(f"{error}: restore the run's own file, or move the folder away") from None
+
+    def _latest_checkpoint(self) -> str:
+        """Where the latest checkpoint is, by the folder's layout; RunError if results.json says otherwise."""
+        latest = parts.checkpoint_name(self.epochs_done)
+        if self.results["checkpoint"] != latest:
+            raise RunError(f"{self.model_dir}/{RESULTS} names the checkpoint {self.results['checkpoint']!r}, but "
+                           f"this run's after epoch {self.epochs_done} is {latest}: restore it, or move the folder "
+                           "away")
+        return latest
+
+    def read_part(self, name: str, epoch: int) -> keras.Model:
+        """The model file ``name`` of this run, checked to be its net after ``epoch``; RunError if not."""
         path = os.path.join(self.model_dir, name)
-        if not os.path.isfile(path):
-            raise RunError(f"{path} is missing, so {self.model_dir} cannot resume; "
-                           "move the directory away to start the run again")
-        return load_model(path)
+        try:
+            model = parts.read_model(path)
+            parts.check(model, self.results, path, epoch)
+        except parts.PartError as error:
+            raise RunError(f"{error}: restore the run's own file, or move the folder away") from error
+        return model
 
     def finish(self, model, final):
+        parts.stamp(model, self.results.get("run_id"), self.epochs_done)
         save_model(model, os.path.join(self.model_dir, FINAL_MODEL))
         self.results.update(status="finished", final=final)
         self.save()
@@ -213,45 +240,12 @@ class RunRecord:
         self.save()
 
 
-@contextlib.contextmanager
-def lock(model_dir: str):
-    """Holds ``model_dir``'s lock for the ``with`` block, or raises RunError if another process holds it.
-    An advisory ``flock``: released when the block ends or the process dies, so it never goes stale."""
-    try:
-        os.makedirs(model_dir, exist_ok=True)
-        handle = open(os.path.join(model_dir, LOCK), "a")
-    except OSError as error:
-        raise RunError(f"cannot write into {model_dir} ({error.strerror}): choose a --model_dir you can write to") \
-            from None
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise RunError(f"another process is training into {model_dir}: wait for it to end, "
-                       "or choose another --model_dir") from None
-    try:
-        yield
-    finally:
-        handle.close()  # closing drops the lock
-
-
-def copy_run(model_dir: str, into: str) -> None:
-    """Copies what a run resumes from, ``results.json`` and its checkpoints, from ``model_dir`` into
-    the folder ``into``; copies nothing where no run has started yet. A non-chief worker of a
-    cluster resumes from the chief's folder this way, writing only its own copy."""
-    if os.path.isfile(os.path.join(model_dir, RESULTS)):
-        shutil.copy2(os.path.join(model_dir, RESULTS), into)
-        if os.path.isdir(os.path.join(model_dir, "checkpoints")):
-            shutil.copytree(os.path.join(model_dir, "checkpoints"), os.path.join(into, "checkpoints"),
-                            ignore=shutil.ignore_patterns(f"{PARTIAL}*"), dirs_exist_ok=True)
-
-
 def load_results(model_dir: str) -> schema.Results | None:
-    """A run folder's results.json, or None where the run has not started (or its file is unreadable)."""
-    try:
-        return read_results(os.path.join(model_dir, RESULTS))
-    except RunError:
-        return None
+    """A run folder's results.json, or None where the run has not started. A file that is there but
+    cannot be read or is not valid (a NaN, a missing key) is a RunError naming it: it is never taken
+    for an absent run, nor printed as a result."""
+    path = os.path.join(model_dir, RESULTS)
+    return read_results(path) if os.path.exists(path) else None
 
 
 def is_finished(model_dir: str) -> bool:
@@ -260,16 +254,11 @@ def is_finished(model_dir: str) -> bool:
 
 
 def load_model(path: str) -> keras.Model:
-    """``keras.models.load_model``, with a one-line RunError for a file this code cannot read."""
+    """A model file (``parts.read_model``), with a one-line RunError saying what is wrong with it."""
     try:
-        return keras.models.load_model(path)
-    except zipfile.BadZipFile as error:
-        raise RunError(f"{path} is corrupt ({error}): a .keras file is a zip archive; move it away, or "
-                       "resume from an earlier copy") from None
-    except (OSError, ValueError, TypeError) as error:
-        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
-        raise RunError(f"cannot load {path} ({reason[:200]}); was it written by another version of "
-                       "ml_resnet_tf?") from None
+        return parts.read_model(path)
+    except parts.PartError as error:
+        raise RunError(f"{error}: move it away, or use an earlier copy") from None
 
 
 def load_trained(model_dir: str) -> tuple:
@@ -283,10 +272,10 @@ def load_trained(model_dir: str) -> tuple:
                        "trained with python -m experiments.train")
     results = read_results(path)
     record = RunRecord(model_dir, results)
-    if record.finished:
-        return load_model(os.path.join(model_dir, FINAL_MODEL)), results, os.path.join(model_dir, FINAL_MODEL)
     if not record.epochs_done:
         raise RunError(f"{model_dir} has not finished an epoch yet: nothing trained to analyse")
+    if record.finished:
+        return record.read_part(FINAL_MODEL, record.epochs_done), results, os.path.join(model_dir, FINAL_MODEL)
     return record.load_checkpoint(), results, os.path.join(model_dir, results["checkpoint"])
 
 

@@ -13,16 +13,20 @@ at initialisation, or just after an interpolation); older runs get ``None`` and 
 ``data``, what the run trains and tests on (a digest of the images and labels) and every folder it read
 them from, which an older run gains when it next resumes; 5 adds ``sessions``, one per process that
 trained the run (the epoch it began from, the Keras backend and version, the replicas), which an
-older run begins with its next resume.
+older run begins with its next resume; 6 adds ``run_id``, which every model file of the run carries
+(``runs.parts``), and ``family``, the net's family (older runs: ``None``, checked by their net alone).
+Every float is finite: a NaN or an infinity, written by hand or by a bug, is refused with its key (a
+diverged run records no epoch past its last finite one, and says so in ``failure``).
 :func:`upgrade` fills what an older file lacks, so every finished run stays readable.
 """
 
 from __future__ import annotations
 
+import math
 import typing
 from typing import TypedDict
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 class SchemaError(ValueError):
@@ -129,15 +133,17 @@ class Results(_ResultsRequired, total=False):
     final: Final  # once finished
     failure: str  # once failed: what went wrong, in one line
     data: DataRecord  # from its first start (schema 4; an older run gains it when it resumes)
+    family: str  # the net's family, from its first cycle (schema 6)
+    run_id: str | None  # set by new() and by upgrade(): None for a run begun before schema 6
 
 
 STATUSES = ("running", "finished", "failed")
 
 
-def new(flags: dict, time_note: str) -> Results:
+def new(flags: dict, time_note: str, run_id: str | None = None) -> Results:
     """The results of a run that has not trained yet."""
     return {"schema_version": SCHEMA_VERSION, "status": "running", "flags": flags, "time_note": time_note,
-            "cycles": [], "interpolations": [], "epochs": [], "checkpoint": None, "sessions": []}
+            "cycles": [], "interpolations": [], "epochs": [], "checkpoint": None, "sessions": [], "run_id": run_id}
 
 
 def upgrade(payload: dict) -> dict:
@@ -159,6 +165,7 @@ def upgrade(payload: dict) -> dict:
         if isinstance(cycle, dict):
             cycle.setdefault("gains_at_start", {})
     payload.setdefault("sessions", [])
+    payload.setdefault("run_id", None)
     payload["schema_version"] = SCHEMA_VERSION
     return payload
 
@@ -212,6 +219,8 @@ def _check(value, kind, where):
         raise SchemaError(f"{where} must be {kind}, got {value!r}")
     elif not _matches(value, kind):
         raise SchemaError(f"{where} must be {kind.__name__}, got {type(value).__name__}")
+    elif kind is float and not math.isfinite(value):
+        raise SchemaError(f"{where} is {value}, not a finite number")
 
 
 def _matches(value, kind) -> bool:

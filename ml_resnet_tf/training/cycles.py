@@ -107,6 +107,7 @@ def start_cycle(model, cycle: Cycle, run: RunContext):
                                          cycle.step_size, cycle.blocks_per_stage, config.weight_decay,
                                          config.sync_batch_norm, stochastic_depth=config.stochastic_depth,
                                          memory_efficient=config.memory_efficient)
+            results["family"] = model.spec["family"]  # what every model file of the run is checked against
         else:
             model, change = interpolate_into(model, cycle, config, run.images, run.test_data)
             results["interpolations"] = [i for i in results["interpolations"] if i["cycle"] < cycle.index] + [change]

@@ -76,8 +76,11 @@ class ImageData:
 def _read_records(path, header, image_bytes):
     """Fixed-length records of ``header`` label bytes then one CHW image."""
     if not os.path.isfile(path):
-        raise DataError(f"missing {path}")
-    raw = np.fromfile(path, dtype=np.uint8)
+        raise DataError(f"{path} is a folder, not a data file" if os.path.isdir(path) else f"missing {path}")
+    try:
+        raw = np.fromfile(path, dtype=np.uint8)
+    except OSError as error:  # reading, not writing: the disk handler's "writing ..." would mislead
+        raise DataError(f"cannot read {path} ({error.strerror}): fix its permissions") from None
     record = header + image_bytes
     if raw.size == 0 or raw.size % record:
         raise DataError(f"{path} is truncated or not a {record}-byte-record file ({raw.size} bytes)")

@@ -41,8 +41,9 @@ import keras
 import tensorflow as tf
 
 from ml_resnet_tf.nets import odenet
-from ml_resnet_tf.runs import records
-from ml_resnet_tf.runs.records import RunError, RunRecord, lock
+from ml_resnet_tf.runs import folder
+from ml_resnet_tf.runs.folder import lock
+from ml_resnet_tf.runs.records import RunError, RunRecord
 from ml_resnet_tf.training import data, distribute, threads
 from ml_resnet_tf.training.config import DEFAULTS, ConfigError, TrainConfig
 from ml_resnet_tf.training.cycles import RunContext, close_cycle, schedule, start_cycle, train_time
@@ -58,7 +59,7 @@ def train(config: TrainConfig, callbacks=(), verbose: int = 1, log=print, chief:
     Raises ConfigError, data.DataError or records.RunError with a one-line message.
 
     Nothing is written until every flag is checked and the data are read. Then one process at a
-    time trains into a ``model_dir`` (``records.lock``), and the run folder is read again once the
+    time trains into a ``model_dir`` (``runs.folder.lock``), and the run folder is read again once the
     lock is held, so a second process never works from a stale record. ``chief``: whether this
     process writes ``model_dir``; by default, whether ``TF_CONFIG`` makes it a cluster's chief.
     """
@@ -94,6 +95,7 @@ def train(config: TrainConfig, callbacks=(), verbose: int = 1, log=print, chief:
         if _settled(record, log):  # finished, or failed, by another process since
             return record.results
         record.use_data(images, log)
+        record.check_checkpoint()  # a foreign part is refused before this process writes anything
         record.results["sessions"].append({"from_epoch": record.epochs_done, "backend": keras.backend.backend(),
                                            "keras": keras.__version__, "replicas": strategy.num_replicas_in_sync})
         record.save()  # results.json before anything else: from here on a kill leaves a run that resumes
@@ -125,7 +127,7 @@ def _train_as_worker(config, callbacks, verbose, log):
     workers must see, as on any shared file system), but writes only a copy of its own, removed at
     the end. Restarted after a crash, it resumes from the chief's last checkpoint, as the chief does."""
     with tempfile.TemporaryDirectory(prefix="ml_resnet_tf-worker-") as scratch:
-        records.copy_run(config.model_dir, scratch)
+        folder.copy_run(config.model_dir, scratch)
         log(f"a non-chief worker: the chief writes {config.model_dir}; this worker writes a copy in {scratch}, "
             "removed when it ends")
         return train(dataclasses.replace(config, model_dir=scratch), callbacks, verbose,
