@@ -6,8 +6,8 @@ import fcntl
 import os
 import shutil
 
-from ml_resnet_tf.runs.parts import CHECKPOINTS, PARTIAL
-from ml_resnet_tf.runs.records import LOCK, RESULTS, RunError
+from ml_resnet_tf.runs.parts import CHECKPOINTS, PARTIAL, RESULTS
+from ml_resnet_tf.runs.records import LOCK, RunError
 
 
 @contextlib.contextmanager

@@ -22,6 +22,7 @@ import zipfile
 
 import keras
 
+RESULTS = "results.json"
 CHECKPOINTS = "checkpoints"
 FINAL_MODEL = "model.keras"
 PARTIAL = ".partial-"  # a file being written; left by a kill, it is never read and is cleared later
@@ -61,7 +62,7 @@ def managed_by_run(path: str) -> str | None:
     here = os.path.realpath(path)
     while os.path.dirname(here) != here:
         parent = os.path.dirname(here)
-        if os.path.basename(here) in MANAGED and os.path.isfile(os.path.join(parent, "results.json")):
+        if os.path.basename(here) in MANAGED and os.path.isfile(os.path.join(parent, RESULTS)):
             return parent
         here = parent
     return None
@@ -118,7 +119,7 @@ def check(model: keras.Model, results: dict, path: str, epoch: int) -> None:
                         f"({run_id[:8]})")
     if "epoch" in mine and mine["epoch"] != epoch:
         raise ForeignPart(f"{path} holds the model after epoch {mine['epoch']}, not after epoch {epoch}")
-    cycle = next((c for c in results["cycles"] if c["start_epoch"] < epoch <= c.get("end_epoch", epoch)), None)
+    cycle = next((c for c in results["cycles"] if c["start_epoch"] < epoch <= c["end_epoch"]), None)
     spec = getattr(model, "spec", {}) or {}
     expected = {"family": results.get("family")}
     if cycle:

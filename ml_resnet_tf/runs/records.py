@@ -23,9 +23,8 @@ import uuid
 import keras
 
 from ml_resnet_tf.runs import parts, schema
-from ml_resnet_tf.runs.parts import FINAL_MODEL, PARTIAL
+from ml_resnet_tf.runs.parts import CHECKPOINTS, FINAL_MODEL, PARTIAL, RESULTS
 
-RESULTS = "results.json"
 LOCK = ".lock"  # held (flock) by the process training into the folder; the kernel drops it if that process dies
 # Flags that may differ when a run resumes: where the data lives, and how the same steps are
 # compiled, dispatched and recomputed (--memory_efficient), do not change the run.
@@ -160,7 +159,7 @@ class RunRecord:
             schema.validate(self.results)
         except schema.SchemaError as error:  # never write what a reader would refuse, e.g. a NaN
             raise RunError(f"{self.model_dir}: not writing results.json, whose {error}") from None
-        os.makedirs(os.path.join(self.model_dir, "checkpoints"), exist_ok=True)
+        os.makedirs(os.path.join(self.model_dir, CHECKPOINTS), exist_ok=True)
         write_json(os.path.join(self.model_dir, RESULTS), self.results)
 
     def add_epoch(self, epoch_record, model):
@@ -173,7 +172,7 @@ class RunRecord:
         self.results["epochs"].append(epoch_record)
         self.results["checkpoint"] = name
         self.save()
-        folder = os.path.join(self.model_dir, "checkpoints")
+        folder = os.path.join(self.model_dir, CHECKPOINTS)
         for stale in set(os.listdir(folder)) - {os.path.basename(k) for k in kept if k}:
             if parts.is_own_file(stale):  # whatever else is there is not ours to delete
                 os.remove(os.path.join(folder, stale))
@@ -204,10 +203,11 @@ class RunRecord:
             return
         path = os.path.join(self.model_dir, self._latest_checkpoint())
         found = parts.peek(path)
-        try:
-            found and parts.check(found, self.results, path, self.epochs_done)
-        except parts.PartError as error:
-            raise RunError(f"{error}: restore the run's own file, or move the folder away") from None
+        if found is not None:
+            try:
+                parts.check(found, self.results, path, self.epochs_done)
+            except parts.PartError as error:
+                raise _refused(error) from None
 
     def _latest_checkpoint(self) -> str:
         """Where the latest checkpoint is, by the folder's layout; RunError if results.json says otherwise."""
@@ -225,7 +225,7 @@ class RunRecord:
             model = parts.read_model(path)
             parts.check(model, self.results, path, epoch)
         except parts.PartError as error:
-            raise RunError(f"{error}: restore the run's own file, or move the folder away") from error
+            raise _refused(error) from error  # load_checkpoint reads the cause: foreign or unreadable
         return model
 
     def finish(self, model, final):
@@ -238,6 +238,10 @@ class RunRecord:
         """Marks the run failed (e.g. diverged), keeping its last good checkpoint and every epoch before."""
         self.results.update(status="failed", failure=failure)
         self.save()
+
+
+def _refused(error: parts.PartError) -> RunError:
+    return RunError(f"{error}: restore the run's own file, or move the folder away")
 
 
 def load_results(model_dir: str) -> schema.Results | None:
