@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 RUNS ?= runs
 DATA_DIR ?=
 
-.PHONY: install test test-fast lint demo reproduce-table3 reproduce-table4 reproduce-figures headline bench clean
+.PHONY: install test test-fast lint demo reproduce-table3 reproduce-table4 reproduce-figures headline headline-curve \
+	headline-paper clock-under-load bench clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,15 +57,37 @@ reproduce-figures: $(VENV)/.installed
 		$(if $(DATA_DIR),--data_dir=$(DATA_DIR))
 
 # The headline (experiments.headline, docs/headline.md): multi-level ResNet-26 (1-1-1 -> 4-4-4) against its
-# last-cycle model under the same three cycles, on CIFAR-10, once per interpolation rule in RULES. The default
-# is a smoke test, minutes on a CPU: 2,000 images, one epoch per cycle. The README's numbers:
-#   make headline HEADLINE_SUBSET=0 HEADLINE_SCALE=1    (all 50,000 images, 9 epochs)
+# last-cycle model under the same three cycles, on CIFAR-10, once per interpolation rule in RULES, with SEEDS
+# seeds (mean ± std). The default is a smoke test, minutes on a CPU: 2,000 images, one epoch per cycle, one seed.
+#   make headline HEADLINE_SUBSET=0 HEADLINE_CYCLE=3 SEEDS=3 HEADLINE_ARGS=--budget   (all 50,000 images)
+# headline-curve: the equal-epochs gap against the cycle length (experiments.headline_curve); the smoke
+# default is 500 images at 1 and 2 epochs per cycle. docs/headline.md's curve:
+#   make headline-curve CURVE_SUBSET=2000 CURVE_LENGTHS=2,4,8,16 SEEDS=2
+# headline-paper: Section 5.2 itself, ResNet-50-i against ResNet-50, 160 epochs (a GPU job; KERAS_BACKEND=jax
+# works). clock-under-load: which training time a busy machine cannot skew (docs/headline.md).
 HEADLINE_SUBSET ?= 2000
-HEADLINE_SCALE ?= 0.34
+HEADLINE_CYCLE ?= 1
+HEADLINE_ARGS ?=
+CURVE_SUBSET ?= 500
+CURVE_LENGTHS ?= 1,2
 RULES ?= copy,zero
+HARNESS_SEEDS = $(if $(filter command line environment,$(origin SEEDS)),$(SEEDS),1)
 headline: $(VENV)/.installed
-	$(BIN)/python -m experiments.headline --rules=$(RULES) --scale=$(HEADLINE_SCALE) \
-		--train_subset=$(HEADLINE_SUBSET) --runs_dir=$(RUNS) $(if $(DATA_DIR),--data_dir=$(DATA_DIR))
+	$(BIN)/python -m experiments.headline --rules=$(RULES) --cycle_epochs=$(HEADLINE_CYCLE) --seeds=$(HARNESS_SEEDS) \
+		--train_subset=$(HEADLINE_SUBSET) --runs_dir=$(RUNS) $(if $(DATA_DIR),--data_dir=$(DATA_DIR)) $(HEADLINE_ARGS)
+
+headline-curve: $(VENV)/.installed
+	$(BIN)/python -m experiments.headline_curve --rules=$(RULES) --cycle_lengths=$(CURVE_LENGTHS) \
+		--seeds=$(HARNESS_SEEDS) --train_subset=$(CURVE_SUBSET) --runs_dir=$(RUNS) \
+		$(if $(DATA_DIR),--data_dir=$(DATA_DIR))
+
+headline-paper: $(VENV)/.installed
+	$(BIN)/python -m experiments.headline --protocol=paper --rules=$(RULES) --seeds=$(HARNESS_SEEDS) \
+		--runs_dir=$(RUNS) $(if $(DATA_DIR),--data_dir=$(DATA_DIR)) $(HEADLINE_ARGS)
+
+clock-under-load: $(VENV)/.installed
+	$(BIN)/python -m experiments.clock_under_load --train_subset=$(HEADLINE_SUBSET) --runs_dir=$(RUNS) \
+		$(if $(DATA_DIR),--data_dir=$(DATA_DIR))
 
 # Throughput, FLOPs, interpolation costs and predicted savings; a table on stdout, JSON in results/.
 # The default measures every architecture (a GPU job); on a CPU, e.g.

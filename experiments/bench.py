@@ -76,7 +76,6 @@ def main(argv):
     output = FLAGS.output or os.path.join("results", f"bench-{FLAGS.backend}.json")
     new_file(output, "--output")  # a path that cannot take the file fails now, not after the measuring
     os.environ["KERAS_BACKEND"] = FLAGS.backend  # before Keras is first imported
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
     from ml_resnet_tf.bench import report, run, timing

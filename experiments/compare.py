@@ -3,10 +3,11 @@
     python -m experiments.compare --model_dirs=runs/resnet26,runs/resnet26_i,runs/lm_resnet26
 
 Each row gives the model and its cycles, the last cycle's parameters, the test error after each
-cycle and at the end, the training time (``results.json``'s ``train_seconds``, the paper's
-"Time"), how the run restarts its cycles (interpolation rule, warm-up, batch-norm re-estimation),
-and each interpolation's test accuracy right before and after it with the epochs it took to get
-back (issue 15's side-by-side table). Any family's runs compare the same way.
+cycle and at the end, the training time (the paper's "Time": steps and interpolations, on the CPU
+clock where every run trained on CPUs and has it, else on the wall clock; ``analysis.savings.clock``),
+how the run restarts its cycles (interpolation rule, warm-up, batch-norm re-estimation), and each
+interpolation's test accuracy right before and after it with the epochs it took to get back (issue 15's
+side-by-side table). Any family's runs compare the same way.
 """
 
 import os
@@ -25,15 +26,16 @@ flags.DEFINE_list("model_dirs", [], "Run folders written by experiments.train.")
 FLAGS = flags.FLAGS
 
 
-def row(model_dir: str, results: dict) -> str:
+def row(model_dir: str, results: dict, which: str) -> str:
     cycles = results["cycles"]
     path = " → ".join(odenet.format_blocks(c["blocks_per_stage"]) for c in cycles)
     errors = " / ".join(f"{100 * c['test_error']:.2f}" for c in cycles if "test_error" in c)
-    seconds = sum(c.get("train_seconds", 0.0) for c in cycles)
+    seconds = savings.accuracy_over_time(results, which)[-1][0]
     flags = {**DEFAULTS, **results["flags"]}
     grows = cycles[0]["blocks_per_stage"] != cycles[-1]["blocks_per_stage"]
     restart = (f"{flags['interpolation_rule'] if grows else '-'}"
                f"{', warm-up ' + format(flags['restart_warmup'], 'g') if flags['restart_warmup'] else ''}"
+               f"{', restart at lr ' + format(flags['restart_lr_max'], 'g') if flags['restart_lr_max'] else ''}"
                f"{', BN ' + str(flags['bn_reestimate']) if flags['bn_reestimate'] else ''}"
                f"{'' if flags['lr_restart'] else ', no LR restart'}")
     return (f"| {os.path.basename(os.path.normpath(model_dir))} | {results['flags'].get('model', '?')} | {path} | "
@@ -51,11 +53,13 @@ def main(argv):
         print(f"error: --model_dirs: {', '.join(missing) or 'none given'}: no run with a finished epoch; "
               "pass folders written by experiments.train", file=sys.stderr)
         sys.exit(1)
-    print("| run | model | blocks per cycle | params | test error % per cycle | final test error % | train minutes | "
+    which = savings.clock(*(results for _, results in found))
+    print(f"| run | model | blocks per cycle | params | test error % per cycle | final test error % | train minutes "
+          f"({which} clock) | "
           "restart | interpolations: test acc. before -> after -> after one epoch (epochs to recover) | status |")
     print("| --- | --- | --- | ---: | --- | ---: | ---: | --- | --- | --- |")
     for model_dir, results in found:
-        print(row(model_dir, results))
+        print(row(model_dir, results, which))
 
 
 if __name__ == "__main__":

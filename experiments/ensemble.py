@@ -19,16 +19,13 @@ It writes ``ensemble.json``, a summary table ``ensemble.md`` (also printed) and
 ``ensemble-{depth,distribution,gains,gradient,lesion}.png``.
 """
 
-import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
-
-from ml_resnet_tf.cli import common  # noqa: E402
-from ml_resnet_tf.cli.usage import reject_positional  # noqa: E402
-from ml_resnet_tf.paper import ensemble_study  # noqa: E402
-from ml_resnet_tf.training.config import ConfigError  # noqa: E402
+from ml_resnet_tf.cli import common
+from ml_resnet_tf.cli.usage import reject_positional
+from ml_resnet_tf.paper import ensemble_study
+from ml_resnet_tf.training.config import ConfigError
 
 common.define_analysis_flags("ensemble.json, ensemble.md and the PNGs")
 flags.DEFINE_integer("path_samples", 1000, "Random paths sampled for each path length k.")

@@ -23,15 +23,13 @@ Every output name carries the scaled-down label, so a trial never overwrites the
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
-
-from ml_resnet_tf.cli import common  # noqa: E402
-from ml_resnet_tf.cli.usage import reject_positional  # noqa: E402
-from ml_resnet_tf.paper import ensemble_study, plotting, studies  # noqa: E402
-from ml_resnet_tf.runs import records  # noqa: E402
-from ml_resnet_tf.training import data  # noqa: E402
+from ml_resnet_tf.cli import common
+from ml_resnet_tf.cli.usage import reject_positional
+from ml_resnet_tf.paper import ensemble_study, plotting, studies
+from ml_resnet_tf.runs import records
+from ml_resnet_tf.training import data
 
 flags.DEFINE_list("figures", list(studies.FIGURES), "Figures to reproduce: any of 3,4,7,lesion,9,10,ensemble.")
 flags.DEFINE_list("datasets", list(data.DATASETS), "Datasets to run, where a figure is drawn for them.")

@@ -12,15 +12,13 @@ rest. Writes ``interpolate.json`` beside the run (``MODEL_DIR/analysis``) and pr
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
-
-from ml_resnet_tf.cli import common  # noqa: E402
-from ml_resnet_tf.cli.usage import reject_positional  # noqa: E402
-from ml_resnet_tf.nets import odenet  # noqa: E402
-from ml_resnet_tf.paper import studies  # noqa: E402
-from ml_resnet_tf.runs.records import write_json  # noqa: E402
+from ml_resnet_tf.cli import common
+from ml_resnet_tf.cli.usage import reject_positional
+from ml_resnet_tf.nets import odenet
+from ml_resnet_tf.paper import studies
+from ml_resnet_tf.runs.records import write_json
 
 flags.DEFINE_string("model_dir", None, "A run folder written by experiments.train.")
 flags.DEFINE_string("output_dir", "", "Where interpolate.json goes; default: MODEL_DIR/analysis.")

@@ -10,19 +10,16 @@ error grows with depth; where it passes ``--usable`` (default 1e-3) the memory-e
 gradient is no longer trustworthy, and the table marks it.
 """
 
-import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras
+import numpy as np
+from absl import app, flags
+from keras import ops
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
-from keras import ops  # noqa: E402
-
-from ml_resnet_tf.cli.usage import new_file, reject_positional, write_measurement  # noqa: E402
+from ml_resnet_tf.cli.usage import new_file, reject_positional, write_measurement
 from ml_resnet_tf.nets import (
-    registry,  # noqa: E402
-    reversible,  # noqa: E402
+    registry,
+    reversible,
 )
 
 REVERSIBLE = [f.name for f in registry.FAMILIES.values() if f.reversible]

@@ -13,14 +13,12 @@ It writes ``lesion.json`` and ``lesion.png``.
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
-
-from ml_resnet_tf.cli import common  # noqa: E402
-from ml_resnet_tf.cli.usage import reject_positional  # noqa: E402
-from ml_resnet_tf.paper import studies  # noqa: E402
-from ml_resnet_tf.runs.records import write_json  # noqa: E402
+from ml_resnet_tf.cli import common
+from ml_resnet_tf.cli.usage import reject_positional
+from ml_resnet_tf.paper import studies
+from ml_resnet_tf.runs.records import write_json
 
 flags.DEFINE_string("model_dir", None, "A run folder written by experiments.train.")
 flags.DEFINE_string("output_dir", "", "Where lesion.json and lesion.png go; default: MODEL_DIR/analysis.")

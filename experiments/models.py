@@ -5,16 +5,13 @@
 Parameters are counted on CIFAR-10 (10 classes) and CIFAR-100 (100 classes) inputs.
 """
 
-import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
-
-from ml_resnet_tf.cli.usage import reject_positional  # noqa: E402
+from ml_resnet_tf.cli.usage import reject_positional
 from ml_resnet_tf.nets import (
-    odenet,  # noqa: E402
-    registry,  # noqa: E402
+    odenet,
+    registry,
 )
 
 flags.DEFINE_list("families", [], "Only these families (default: all).")

@@ -14,14 +14,12 @@ one panel per dataset), ``figure4.png`` (per-block norms, one panel per run) and
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
-
-from ml_resnet_tf.cli import common  # noqa: E402
-from ml_resnet_tf.cli.usage import reject_positional  # noqa: E402
-from ml_resnet_tf.paper import studies  # noqa: E402
-from ml_resnet_tf.runs.records import write_json  # noqa: E402
+from ml_resnet_tf.cli import common
+from ml_resnet_tf.cli.usage import reject_positional
+from ml_resnet_tf.paper import studies
+from ml_resnet_tf.runs.records import write_json
 
 common.define_analysis_flags("norms.json and the PNGs")
 

@@ -12,22 +12,32 @@ finished one.
 """
 
 import logging
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up noise out of the console
+import keras
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
-
-from ml_resnet_tf.cli import common  # noqa: E402
-from ml_resnet_tf.cli.usage import reject_positional  # noqa: E402
-from ml_resnet_tf.training import config  # noqa: E402
-from ml_resnet_tf.training.trainer import train  # noqa: E402
+from ml_resnet_tf.cli import common
+from ml_resnet_tf.cli.usage import reject_positional
+from ml_resnet_tf.training import config, noops
+from ml_resnet_tf.training.trainer import train
 
 config.define_flags(flags)  # one flag per TrainConfig field: its default, help and choices
 flags.mark_flag_as_required("model_dir")
 
 FLAGS = flags.FLAGS
+
+
+def refuse_no_ops(run_config) -> None:
+    """A flag that cannot act on this run: refused when typed, one warning line from a flagfile
+    (``ml_resnet_tf.training.noops``)."""
+    bools = {name for name in config.FIELDS if isinstance(config.DEFAULTS[name], bool)}
+    typed = noops.typed_flags(sys.argv[1:], bools)
+    for name, why in noops.no_ops(run_config, keras.backend.backend()):
+        shown = FLAGS[name].serialize()
+        if name in typed:
+            raise config.ConfigError(f"{shown} cannot act on this run: {why}; drop it")
+        print(f"warning: {shown} (from a flagfile) has no effect on this run: {why}", file=sys.stderr)
 
 
 def main(argv):
@@ -37,7 +47,9 @@ def main(argv):
         with common.one_line_errors():
             # Keras' progress bar redraws one line with escape codes: right in a terminal, hundreds of
             # garbled updates in a log file. Elsewhere, one line per epoch (verbose=2).
-            train(config.from_flags(FLAGS.flag_values_dict()), verbose=1 if sys.stdout.isatty() else 2)
+            run_config = config.from_flags(FLAGS.flag_values_dict())
+            refuse_no_ops(run_config)
+            train(run_config, verbose=1 if sys.stdout.isatty() else 2)
     except KeyboardInterrupt:
         print(f"\ninterrupted: rerun the same command to resume {FLAGS.model_dir} "
               "from its last finished epoch", file=sys.stderr)

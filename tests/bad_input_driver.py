@@ -41,7 +41,8 @@ def run_case(module, args):
             signal.alarm(CASE_SECONDS)
             os.dup2(out.fileno(), 1)
             os.dup2(err.fileno(), 2)
-            os._exit(exit_status(lambda: app.run(module.main, argv=[module.__name__, *args])))
+            sys.argv = [module.__name__, *args]  # as python -m sets it: a binary may read what was typed
+            os._exit(exit_status(lambda: app.run(module.main, argv=sys.argv)))
         _, status = os.waitpid(pid, 0)
         err.seek(0)
         return os.waitstatus_to_exitcode(status), err.read()

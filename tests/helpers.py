@@ -9,6 +9,8 @@ import tempfile
 import keras
 import numpy as np
 
+from ml_resnet_tf.runs import schema
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -151,7 +153,7 @@ def results_payload(accuracies=(0.5,), status="finished", cycles=(), final=None,
     if status == "finished":
         payload["final"] = {"test_error": 1 - accuracies[-1], "test_accuracy": accuracies[-1], "train_seconds": 1.0,
                             "startup_seconds": 0.0, **(final or {})}
-    return payload
+    return schema.upgrade(payload)  # as every reader gets it: schema 3 has wall-clock times only
 
 
 def train_argv(config) -> list:

@@ -76,6 +76,26 @@ CASES = {
         (["--model_dir={w}/resumable", "--data_dir={w}/otherdata", *RESUMABLE],
          "/otherdata/cifar-10-batches-bin (200 training and 100 test images) differ from those"),
         (["--model_dir={w}/new", "--strategy=tpu"], "--strategy=tpu:"),
+        (["--model_dir={w}/new", "--data_dir={data}", "--model=resnet8", "--strategy=multi_worker"],
+         "--strategy=multi_worker: reads the cluster from TF_CONFIG, which is not set"),
+        # Flags that would do nothing (ml_resnet_tf.training.noops), typed on the command line.
+        (["--model_dir={w}/new", "--epochs=2", "--interpolate_at=", "--restart_warmup=0.5"],
+         "--restart_warmup=0.5 cannot act on this run: the learning rate never restarts"),
+        (["--model_dir={w}/new", "--interpolation_rule=zero"], "--interpolation_rule=zero cannot act on this run: "
+                                                               "the run never interpolates"),
+        (["--model_dir={w}/new", "--bn_reestimate=10"], "--bn_reestimate=10 cannot act on this run"),
+        (["--model_dir={w}/new", "--sync_batch_norm"], "--sync_batch_norm cannot act on this run: --strategy=default"),
+        (["--model_dir={w}/new", "--jit_compile=true", "--deterministic"],
+         "--jit_compile=true cannot act on this run: Keras turns XLA off under --deterministic"),
+        (["--model_dir={w}/new", "--lr_scaling=linear"], "--lr_scaling=linear cannot act on this run: the global "
+                                                         "batch is the paper's"),
+        (["--model_dir={w}/new", "--epochs=2", "--interpolate_at=", "--restart_lr_max=0.1"],
+         "--restart_lr_max=0.1 cannot act on this run: the learning rate never restarts"),
+        (["--model_dir={w}/new", "--restart_lr_max=0.0001"], "--lr_min=0.001 is above --restart_lr_max=0.0001"),
+        (["--model_dir={w}/new", "--epochs=2", "--interpolate_at=", "--nolr_restart"],
+         "--nolr_restart cannot act on this run: the run has one cycle"),
+        (["--model_dir={w}/new", "--nolr_restart", "--interpolate_at=10,20"],
+         "--interpolate_at=10,20 cannot act on this run: with --nolr_restart a baseline has no cycle boundary"),
     ],
     "experiments.reproduce": [
         (["--table=5"], "value should be one of"),
@@ -104,6 +124,19 @@ CASES = {
         (["--notrain", "--runs_dir={w}/nowhere", "--results_dir={w}/results"], "or drop --notrain to train them"),
         (["--notrain", "--results_dir={w}/file"], "is a file, not a folder: choose another --results_dir"),
         (["copy"], "unexpected argument 'copy'"),
+        (["--seeds=0"], "--seeds must be between 1 and 100"),
+        (["--cycle_epochs=0"], "--cycle_epochs must be at least 1"),
+        (["--bn_reestimate=-1"], "--bn_reestimate must not be negative"),
+    ],
+    "experiments.headline_curve": [
+        (["--cycle_lengths=2,x"], "--cycle_lengths takes positive whole numbers of epochs"),
+        (["--notrain", "--runs_dir={w}/nowhere", "--results_dir={w}/results"], "or drop --notrain to train them"),
+        (["16"], "unexpected argument '16'"),
+    ],
+    "experiments.clock_under_load": [
+        (["--epochs=0"], "--epochs must be at least 1"),
+        (["--notrain", "--runs_dir={w}/nowhere", "--results_dir={w}/results"], "or drop --notrain to train them"),
+        (["--notrain", "--results_dir={w}/file"], "is a file, not a folder: choose another --results_dir"),
     ],
     "experiments.interpolate": [
         ([], "--model_dir"),

@@ -72,3 +72,15 @@ def test_a_restart_with_warm_up_ramps_from_lr_min_then_follows_the_cosine():
     assert lr(restored, 1050) == pytest.approx(lr(schedule, 1050))
     with pytest.raises(ValueError, match="warmup_steps=2000 must be shorter than every cycle after the first"):
         CyclicCosineDecay(LR_MAX, LR_MIN, [1000], 3000, warmup_steps=2000)
+
+
+def test_a_lower_restart_peak_acts_on_every_cycle_after_the_first_only():
+    schedule = CyclicCosineDecay(LR_MAX, LR_MIN, [1000, 2000], 3000, restart_lr_max=0.1)
+    assert lr(schedule, 0) == pytest.approx(LR_MAX) and lr(schedule, 500) == pytest.approx((LR_MAX + LR_MIN) / 2)
+    assert lr(schedule, 1000) == pytest.approx(0.1) and lr(schedule, 2000) == pytest.approx(0.1)
+    assert lr(schedule, 1500) == pytest.approx((0.1 + LR_MIN) / 2) and lr(schedule, 2999) < 0.0011
+    restored = CyclicCosineDecay.from_config(schedule.get_config())
+    assert lr(restored, 1250) == pytest.approx(lr(schedule, 1250))
+    # A schedule saved before the option (0.1.0 .keras files) has no such key and restarts at lr_max.
+    old = {k: v for k, v in schedule.get_config().items() if k != "restart_lr_max"}
+    assert lr(CyclicCosineDecay.from_config(old), 1000) == pytest.approx(LR_MAX)

@@ -69,10 +69,26 @@ def test_compare_tabulates_runs_and_refuses_folders_without_one(tmp_path):
     assert "| a | ? | 1-1-1 | 1 |" in result.stdout and "| 40.00 | 0.0 | - | - | finished |" in result.stdout
     # The restart options, and the interpolation: 60% before and after, 30% after one epoch, back at 60% two
     # epochs later (epoch 4).
-    assert "| b | ? | 1-1-1 → 2-2-2 | 1 |  | 30.00 | 0.0 | zero, warm-up 0.5 | 60.0% -> 60.0% -> 30.0% (2) | " \
+    # Minutes from the epochs (4 x 1 s) and the interpolation (0.1 s), on the wall clock: these runs predate it.
+    assert "| b | ? | 1-1-1 → 2-2-2 | 1 |  | 30.00 | 0.1 | zero, warm-up 0.5 | 60.0% -> 60.0% -> 30.0% (2) | " \
            "finished |" \
-        in result.stdout
+        in result.stdout and "| train minutes (wall clock) |" in result.stdout
     bad = helpers.run_module("experiments.compare", f"--model_dirs={folder},{tmp_path / 'none'}")
     assert bad.returncode == 1 and helpers.error_lines(bad.stderr) == [
         f"error: --model_dirs: {tmp_path / 'none'}: no run with a finished epoch; pass folders written by "
         "experiments.train"]
+
+
+def test_a_flag_from_a_flagfile_that_cannot_act_is_named_in_one_warning(tmp_path, tiny_cifar10):
+    flagfile = tmp_path / "shared.cfg"  # settings a baseline shares with its multi-level run
+    flagfile.write_text("--bn_reestimate=2\n--interpolation_rule=zero\n")
+    result = helpers.run_module("experiments.train", f"--flagfile={flagfile}", f"--model_dir={tmp_path / 'run'}",
+                                f"--data_dir={tiny_cifar10}", "--model=resnet8", "--epochs=1", "--interpolate_at=",
+                                "--batch_size=100")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert [line for line in helpers.error_lines(result.stderr) if line.startswith("warning:")] == [
+        "warning: --interpolation_rule=zero (from a flagfile) has no effect on this run: the run never interpolates "
+        "(no --start_blocks or --interpolations)",
+        "warning: --bn_reestimate=2 (from a flagfile) has no effect on this run: the run never interpolates "
+        "(no --start_blocks or --interpolations)"]
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["status"] == "finished"

@@ -91,10 +91,11 @@ def without_times(results):
     text = json.dumps(results, sort_keys=True)
     clean = json.loads(text)
     for entry in clean["epochs"] + clean["cycles"] + [clean["final"]]:
-        entry.pop("train_seconds", None)
-        entry.pop("startup_seconds", None)
+        for key in ("train_seconds", "startup_seconds", "train_cpu_seconds", "startup_cpu_seconds"):
+            entry.pop(key, None)
     for entry in clean["interpolations"]:
         entry.pop("seconds")
+        entry.pop("cpu_seconds")
     clean.pop("flags")
     clean.pop("sessions")
     clean.pop("run_id")
@@ -136,6 +137,11 @@ def test_records_what_the_issue_asks_for(tmp_path, tiny_cifar10):
     assert startups[0] > 0 and startups[2] > 0 and startups[1] == startups[3] == 0
     assert [c["startup_seconds"] for c in on_disk["cycles"]] == [startups[0], startups[2]]
     assert on_disk["final"]["startup_seconds"] == pytest.approx(sum(startups))
+    # The same on the CPU clock, which a busy machine does not stretch (docs/headline.md).
+    assert all(e["train_cpu_seconds"] > 0 for e in on_disk["epochs"]) and on_disk["sessions"][0]["device"] == "cpu"
+    assert on_disk["final"]["train_cpu_seconds"] == pytest.approx(
+        sum(e["train_cpu_seconds"] for e in on_disk["epochs"]) + on_disk["interpolations"][0]["cpu_seconds"])
+    assert on_disk["epochs"][0]["startup_cpu_seconds"] > 0 == on_disk["epochs"][1]["startup_cpu_seconds"]
     assert [(c["blocks_per_stage"], c["step_size"], c["params"]) for c in on_disk["cycles"]] == [
         ([1, 1, 1], 1.0, 75_290), ([2, 2, 2], 0.5, 172_506)]
     (change,) = on_disk["interpolations"]

@@ -136,9 +136,10 @@ def print_report(result):
               f"{s['predicted_saving']:.1%}, bounds {s['blocks_bound']:.1%} by blocks / "
               f"{s['flops_bound']:.1%} by FLOPs")
     for p in (result.get("measured") or {}).get("pairs", []):
-        print(f"measured: {p['multilevel_run']} {p['multilevel_seconds']:.1f} s against {p['baseline_seconds']:.1f} s: "
-              f"saved {p['saving']:.1%} ({p['saving_with_startup']:.1%} with start-up), "
-              f"{p['fraction_of_blocks_bound']:.1%} of its {p['blocks_bound']:.1%} bound")
+        saved, share = savings.format_saving(p)
+        print(f"measured ({p['clock']} clock): {p['multilevel_run']} {p['multilevel_seconds']:.1f} s against "
+              f"{p['baseline_seconds']:.1f} s: saved {saved} ({p['saving_with_startup']:.1%} with start-up), "
+              f"{share} of its {p['blocks_bound']:.1%} bound")
     for t in result["targets"]:
         print(f"[{'met' if t['met'] else 'MISSED'}] {t['target']}: {t['value']:.3g}")
 

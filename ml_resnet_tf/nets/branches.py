@@ -36,10 +36,16 @@ class TiedConv(keras.layers.Layer):
                                       regularizer=self.regularizer)
 
     def call(self, x):
-        return ops.conv(x, self.kernel, strides=1, padding="same")
+        return ops.conv(x, self._kernel(), strides=1, padding="same")
 
     def adjoint(self, y):
-        return ops.conv_transpose(y, self.kernel, strides=1, padding="same")
+        return ops.conv_transpose(y, self._kernel(), strides=1, padding="same")
+
+    def _kernel(self):
+        """The kernel in the compute dtype. Keras casts it only inside a layer's ``__call__``; the
+        memory-efficient backward pass (``nets.memory``) calls the adjoint outside one, where a
+        mixed-precision input would meet the float32 variable (a TypeError in TensorFlow's conv)."""
+        return ops.cast(self.kernel, self.compute_dtype)
 
 
 def _norm_gain(bn) -> None:

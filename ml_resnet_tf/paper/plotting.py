@@ -198,7 +198,7 @@ def lr_reset_figure(path, panels, note=""):
                    panels, draw, note, labels=("epoch", "test accuracy (%)"))
 
 
-def headline_figure(path, entries, note=""):
+def headline_figure(path, entries, note="", net="ResNet-26"):
     """Test accuracy against training time, one line per run: ``(title, [(seconds, accuracy)], epochs at
     which it interpolated)``. A square marks the last epoch before each interpolation (``experiments.headline``)."""
     def draw(ax, runs):
@@ -210,5 +210,23 @@ def headline_figure(path, entries, note=""):
         return bool(runs)
 
     return figure_grid(path, "Multi-level against the last-cycle model: test accuracy over training time",
-                       [("ResNet-26, CIFAR-10", entries)], draw, note, columns=1,
+                       [(f"{net}, CIFAR-10", entries)], draw, note, columns=1,
                        labels=("training time (minutes)", "test accuracy (%)"))
+
+
+def gap_curve_figure(path, series, note=""):
+    """The equal-epochs gap against epochs per cycle, one line per rule: ``{rule: [(epochs, mean, std)]}``
+    in points, with the standard deviation over seeds as error bars and the 1-point band shaded
+    (``experiments.headline_curve``)."""
+    def draw(ax, lines):
+        ax.axhspan(-1, 1, color="0.9", label="within 1 point")
+        ax.axhline(0, color="0.5", lw=0.8)
+        for rule, points in lines.items():
+            ax.errorbar([p[0] for p in points], [p[1] for p in points], yerr=[p[2] for p in points], marker="o",
+                        capsize=3, label=f"{rule} rule")
+        ax.set_xscale("log", base=2)
+        return bool(lines)
+
+    return figure_grid(path, "Equal-epochs gap of multi-level ResNet-26 against its last-cycle model",
+                       [("mean ± std over seeds", series)], draw, note, columns=1,
+                       labels=("epochs per cycle (three cycles)", "test accuracy gap (points)"))

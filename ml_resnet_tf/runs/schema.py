@@ -14,7 +14,11 @@ at initialisation, or just after an interpolation); older runs get ``None`` and 
 them from, which an older run gains when it next resumes; 5 adds ``sessions``, one per process that
 trained the run (the epoch it began from, the Keras backend and version, the replicas), which an
 older run begins with its next resume; 6 adds ``run_id``, which every model file of the run carries
-(``runs.parts``), and ``family``, the net's family (older runs: ``None``, checked by their net alone).
+(``runs.parts``), and ``family``, the net's family (older runs: ``None``, checked by their net alone);
+7 adds every time's process-CPU twin (``train_cpu_seconds``, ``startup_cpu_seconds``, an
+interpolation's ``cpu_seconds``), the clock that another process on the machine cannot skew; older
+runs get ``None`` there, and their readers fall back to wall time and say so; and each session's
+``device`` (cpu, gpu, tpu), since on an accelerator the CPU clock counts only the host's share.
 Every float is finite: a NaN or an infinity, written by hand or by a bug, is refused with its key (a
 diverged run records no epoch past its last finite one, and says so in ``failure``).
 :func:`upgrade` fills what an older file lacks, so every finished run stays readable.
@@ -26,7 +30,7 @@ import math
 import typing
 from typing import TypedDict
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 class SchemaError(ValueError):
@@ -54,6 +58,8 @@ class Epoch(TypedDict):
     learning_rate: float
     train_seconds: float
     startup_seconds: float
+    train_cpu_seconds: float | None
+    startup_cpu_seconds: float | None
     residual_norms: dict[str, float]
     block_scalars: dict[str, dict[str, float]]
     ensemble: EnsembleDepth | None
@@ -75,6 +81,8 @@ class Cycle(_CycleStart, total=False):
 
     train_seconds: float
     startup_seconds: float
+    train_cpu_seconds: float | None
+    startup_cpu_seconds: float | None
     test_error: float
 
 
@@ -86,6 +94,7 @@ class Interpolation(TypedDict):
     from_step_size: float
     to_step_size: float
     seconds: float
+    cpu_seconds: float | None
     test_accuracy_before: float
     test_accuracy_after: float
     top1_agreement: float
@@ -108,6 +117,7 @@ class Session(TypedDict):
     backend: str
     keras: str
     replicas: int
+    device: str | None  # cpu, gpu or tpu: what the CPU clock means (schema 7; older: None)
 
 
 class Final(TypedDict):
@@ -115,6 +125,8 @@ class Final(TypedDict):
     test_accuracy: float
     train_seconds: float
     startup_seconds: float
+    train_cpu_seconds: float | None
+    startup_cpu_seconds: float | None
 
 
 class _ResultsRequired(TypedDict):
@@ -160,14 +172,32 @@ def upgrade(payload: dict) -> dict:
             epoch.setdefault("startup_seconds", 0.0)
             epoch.setdefault("block_scalars", {})
             epoch.setdefault("ensemble", None)
+            _no_cpu_clock(epoch)
     cycles = payload.get("cycles")
     for cycle in cycles if isinstance(cycles, list) else []:
         if isinstance(cycle, dict):
             cycle.setdefault("gains_at_start", {})
+            if "train_seconds" in cycle:
+                _no_cpu_clock(cycle)
+    changes = payload.get("interpolations")
+    for change in changes if isinstance(changes, list) else []:
+        if isinstance(change, dict):
+            change.setdefault("cpu_seconds", None)
+    if isinstance(payload.get("final"), dict):
+        _no_cpu_clock(payload["final"])
     payload.setdefault("sessions", [])
+    for session in payload["sessions"] if isinstance(payload["sessions"], list) else []:
+        if isinstance(session, dict):
+            session.setdefault("device", None)
     payload.setdefault("run_id", None)
     payload["schema_version"] = SCHEMA_VERSION
     return payload
+
+
+def _no_cpu_clock(record: dict) -> None:
+    """Before schema 7 a time was taken on the wall clock only."""
+    record.setdefault("train_cpu_seconds", None)
+    record.setdefault("startup_cpu_seconds", None)
 
 
 def load(payload) -> Results:

@@ -80,6 +80,8 @@ class TrainConfig:
     restart_warmup: float = _field(0.0, "Epochs over which each restart after the first cycle ramps the learning "
                                         "rate linearly from --lr_min up to --lr_max before its cosine (0: the "
                                         "paper's instant restart).")
+    restart_lr_max: float = _field(0.0, "Learning rate every cycle after the first restarts at; 0: --lr_max (the "
+                                        "paper's). Acts on the baseline's restarts too.")
     bn_reestimate: int = _field(0, "Training batches passed forward after each interpolation to re-estimate "
                                    "batch-norm statistics before the new cycle (0: keep the copied ones).")
     seed: int = _field(0, "Seed for initialization, data order and augmentation.")
@@ -131,13 +133,15 @@ class TrainConfig:
             _check(getattr(self, name) > 0, f"--{name} must be positive, got {getattr(self, name)}")
         for name in ("batch_size", "lr_min", "weight_decay", "train_subset", "data_threads", "intra_op_threads",
                      "inter_op_threads", "restart_warmup",
-                     "bn_reestimate"):
+                     "bn_reestimate", "restart_lr_max"):
             _check(getattr(self, name) >= 0, f"--{name} must not be negative, got {getattr(self, name)}")
         _check(0 < self.stochastic_depth <= 1, f"--stochastic_depth is p_L, in (0, 1], got {self.stochastic_depth}")
         _check(self.steps_per_execution >= 1,
                f"--steps_per_execution must be at least 1, got {self.steps_per_execution}")
         _check(self.momentum < 1, f"--momentum must be below 1, got {self.momentum}")
         _check(self.lr_min <= self.lr_max, f"--lr_min={self.lr_min} is above --lr_max={self.lr_max}")
+        _check(not self.restart_lr_max or self.lr_min <= self.restart_lr_max,
+               f"--lr_min={self.lr_min} is above --restart_lr_max={self.restart_lr_max}")
         bounds = (0,) + self.run_boundaries + (self.run_epochs,)
         scaled = f" (--scale={self.scale:g} makes them {_csv(bounds[1:])})" if self.scale != 1 else ""
         _check(all(a < b for a, b in zip(bounds, bounds[1:])) and all(e >= 1 for e in self.interpolate_at),

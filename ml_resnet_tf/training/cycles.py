@@ -4,7 +4,6 @@ its learning rate (Eq. 9), and its summary once it ends. ``trainer`` runs the cy
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable
 
 import keras
@@ -13,7 +12,7 @@ import tensorflow as tf
 
 from ml_resnet_tf.analysis import ensemble, probes
 from ml_resnet_tf.nets import odenet, registry
-from ml_resnet_tf.training import data
+from ml_resnet_tf.training import data, recorder
 from ml_resnet_tf.training.config import Cycle, TrainConfig
 from ml_resnet_tf.training.optimizer import compile_model
 from ml_resnet_tf.training.schedules import CyclicCosineDecay
@@ -39,9 +38,12 @@ def schedule(config: TrainConfig, steps_per_epoch: int) -> CyclicCosineDecay:
     """Eq. 9 on the global step, restarting at every cycle boundary; with ``lr_restart=False``,
     one cosine over the whole run (Fig. 10's "without resetting the learning rate")."""
     boundaries = config.run_boundaries if config.lr_restart else ()
-    return CyclicCosineDecay(*config.learning_rates, [e * steps_per_epoch for e in boundaries],
+    lr_max, lr_min = config.learning_rates
+    restart = config.restart_lr_max * lr_max / config.lr_max if config.restart_lr_max else None  # lr_scaling's factor
+    return CyclicCosineDecay(lr_max, lr_min, [e * steps_per_epoch for e in boundaries],
                              config.run_epochs * steps_per_epoch,
-                             warmup_steps=round(config.restart_warmup * steps_per_epoch) if boundaries else 0)
+                             warmup_steps=round(config.restart_warmup * steps_per_epoch) if boundaries else 0,
+                             restart_lr_max=restart)
 
 
 def duration(seconds):
@@ -58,14 +60,14 @@ def train_time(summary):
 def interpolate_into(model, cycle: Cycle, config: TrainConfig, images, test_data):
     """Interpolates into ``cycle``'s architecture by ``config.interpolation_rule``, re-estimates
     batch-norm statistics if asked, and measures what the two changed."""
-    started = time.perf_counter()
+    started = recorder.clocks()
     keras.utils.set_random_seed(config.seed + cycle.index)  # identity-initialized blocks draw weights
     new_model = interpolate(model, config.interpolation_rule)
     if config.bn_reestimate:
         count = config.bn_reestimate * config.effective_batch_size
         reestimate_batch_norm(new_model, data.standardize(images.train_images[:count]).numpy(),
                               config.effective_batch_size)
-    seconds = time.perf_counter() - started
+    seconds = recorder.clocks() - started
     test_labels = images.test_labels
     before = model.predict(test_data, verbose=0)
     after = new_model.predict(test_data, verbose=0)
@@ -76,7 +78,8 @@ def interpolate_into(model, cycle: Cycle, config: TrainConfig, images, test_data
         "to_blocks": list(cycle.blocks_per_stage),
         "from_step_size": odenet.step_size(model),
         "to_step_size": cycle.step_size,
-        "seconds": seconds,
+        "seconds": float(seconds[0]),
+        "cpu_seconds": float(seconds[1]),
         "test_accuracy_before": float(np.mean(before.argmax(-1) == test_labels)),
         "test_accuracy_after": float(np.mean(after.argmax(-1) == test_labels)),
         **probes.logit_agreement(before, after),
@@ -141,8 +144,13 @@ def close_cycle(results: dict, cycle: Cycle) -> dict:
     the interpolation that opened it), start-up, and final test error. Safe to repeat after a resume."""
     summary = results["cycles"][cycle.index - 1]
     epochs = [e for e in results["epochs"] if e["cycle"] == cycle.index]
-    summary["train_seconds"] = (sum(e["train_seconds"] for e in epochs)
-                                + sum(i["seconds"] for i in results["interpolations"] if i["cycle"] == cycle.index))
-    summary["startup_seconds"] = sum(e.get("startup_seconds", 0.0) for e in epochs)  # 0 in older runs
+    changes = [i for i in results["interpolations"] if i["cycle"] == cycle.index]
+    summary["train_seconds"] = sum(e["train_seconds"] for e in epochs) + sum(i["seconds"] for i in changes)
+    summary["startup_seconds"] = sum(e["startup_seconds"] for e in epochs)
+    # None where an epoch or interpolation was recorded before schema 7 (wall clock only).
+    cpu = [e["train_cpu_seconds"] for e in epochs] + [i["cpu_seconds"] for i in changes]
+    summary["train_cpu_seconds"] = None if None in cpu else sum(cpu)
+    startup_cpu = [e["startup_cpu_seconds"] for e in epochs]
+    summary["startup_cpu_seconds"] = None if None in startup_cpu else sum(startup_cpu)
     summary["test_error"] = epochs[-1]["test_error"]
     return summary

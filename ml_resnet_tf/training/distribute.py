@@ -90,6 +90,13 @@ STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 def make_strategy(name: str):
     """The strategy called ``name`` for the running Keras backend; raises ValueError saying why
     one cannot be made. It has ``num_replicas_in_sync`` and ``scope()``."""
+    cluster = os.environ.get("TF_CONFIG")
+    if name == "multi_worker" and not cluster:
+        raise ValueError("reads the cluster from TF_CONFIG, which is not set: set it on every worker "
+                         "(docs/performance.md, 'Many devices, many machines'), or pick another --strategy")
+    if name != "multi_worker" and cluster:
+        raise ValueError("TF_CONFIG is set, and this strategy would ignore the cluster it names: pass "
+                         "--strategy=multi_worker, or unset TF_CONFIG")
     backend = keras.backend.backend()
     failures = (ValueError, RuntimeError)
     if backend == "tensorflow":

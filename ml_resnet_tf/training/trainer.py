@@ -97,7 +97,8 @@ def train(config: TrainConfig, callbacks=(), verbose: int = 1, log=print, chief:
         record.use_data(images, log)
         record.check_checkpoint()  # a foreign part is refused before this process writes anything
         record.results["sessions"].append({"from_epoch": record.epochs_done, "backend": keras.backend.backend(),
-                                           "keras": keras.__version__, "replicas": strategy.num_replicas_in_sync})
+                                           "keras": keras.__version__, "replicas": strategy.num_replicas_in_sync,
+                                           "device": keras.distribution.list_devices()[0].split(":")[0].lower()})
         record.save()  # results.json before anything else: from here on a kill leaves a run that resumes
         previous_policy = keras.config.dtype_policy()
         keras.config.set_dtype_policy(config.mixed_precision)
@@ -187,13 +188,19 @@ def _train(config, record, images, steps, callbacks, verbose, log):
         close_cycle(results, cycle)
     last = results["epochs"][-1]
     final = {"test_error": last["test_error"], "test_accuracy": last["test_accuracy"],
-             "train_seconds": sum(c["train_seconds"] for c in results["cycles"]),
-             "startup_seconds": sum(c["startup_seconds"] for c in results["cycles"])}
+             **{key: _total(results["cycles"], key) for key in
+                ("train_seconds", "startup_seconds", "train_cpu_seconds", "startup_cpu_seconds")}}
     record.finish(model, final)
     log(f"finished: test error {final['test_error']:.2%}, {train_time(final)}; "
         f"results in {os.path.join(config.model_dir, 'results.json')}, "
         f"TensorBoard: tensorboard --logdir {config.model_dir}")
     return results
+
+
+def _total(cycles: list, key: str):
+    """The cycles' sum of ``key``; None where a cycle lacks it (CPU times before schema 7)."""
+    values = [c[key] for c in cycles]
+    return None if None in values else sum(values)
 
 
 def _fail(record, epoch, losses):
