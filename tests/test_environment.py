@@ -49,9 +49,9 @@ def test_a_bad_environment_variable_is_one_line_before_anything_starts(tmp_path,
 
 
 def test_the_line_is_alone_and_short_with_tensorflow_started(tmp_path, tiny_cifar10):
-    unknown = train(tmp_path, "--model=resnet15")  # refused after TensorFlow started: its C++ log is caught
+    unknown = train(tmp_path, "--model=vgg16")  # refused after TensorFlow started: its C++ log is caught
     assert unknown.returncode == 1 and unknown.stderr.splitlines() == [
-        "error: --model: unknown model 'resnet15': use a preset or a depth name such as resnet110, lm_resnet56 or "
+        "error: --model: unknown model 'vgg16': use a preset or a depth name such as resnet110, lm_resnet56 or "
         "hamiltonian74 (python -m experiments.models lists them all)"]
     assert len(unknown.stderr) < 200
     # A strategy that cannot be what was asked is refused, never replaced: a cluster without the strategy

@@ -16,8 +16,10 @@ from ml_resnet_tf.training.trainer import train
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 GROWS = dict(model="resnet", epochs=2, interpolate_at=(1,))  # 1-1-1 -> 2-2-2: one interpolation, one restart
 CELLS = {
-    **{family: dict(model=family) for family in ("resnet", "wresnet", "lm_resnet", "hamiltonian", "midpoint",
-                                                 "leapfrog")},
+    # A baseline with one restart: the momentum is zeroed in place (under mixed_float16, in the loss-scale
+    # optimizer's inner one).
+    **{family: dict(model=family, epochs=2, interpolate_at=(1,))
+       for family in ("resnet", "wresnet", "lm_resnet", "hamiltonian", "midpoint", "leapfrog")},
     **{f"{family}, memory-efficient": dict(model=family, memory_efficient=True)
        for family in ("hamiltonian", "midpoint", "leapfrog")},
     "stochastic depth": dict(model="resnet", stochastic_depth=0.5),
@@ -25,7 +27,6 @@ CELLS = {
     "copy rule, restart warm-up": dict(GROWS, restart_warmup=0.5),
     "linear rule, BN re-estimation": dict(GROWS, interpolation_rule="linear", bn_reestimate=1),
     "zero rule": dict(GROWS, interpolation_rule="zero"),
-    "multi-level memory-efficient": dict(GROWS, model="hamiltonian", memory_efficient=True),
     "XLA": dict(model="resnet", jit_compile="true"),
     "mirrored strategy": dict(model="resnet", strategy="mirrored"),
 }
@@ -48,5 +49,7 @@ def test_every_cell_trains_and_records_only_finite_numbers(tmp_path, tiny_cifar1
                          mixed_precision=precision, **options)
     results = train(config, verbose=0, log=lambda line: None)
     assert results["status"] == "finished" and finite(results) == []
-    assert len(results["epochs"]) == config.epochs and len(results["interpolations"]) == len(config.interpolate_at)
+    grows = config.num_interpolations > 0
+    assert len(results["epochs"]) == config.epochs and len(results["interpolations"]) == int(grows)
+    assert len(results["cycles"]) == 1 + len(config.interpolate_at)
     assert all(0 < e["ensemble"]["mean_depth"] <= e["ensemble"]["num_blocks"] for e in results["epochs"])

@@ -52,10 +52,14 @@ def test_parse_model_name(name, blocks, width):
     assert (spec.blocks_per_stage, spec.widths[0]) == (blocks, width)
 
 
-@pytest.mark.parametrize("name", ["resnet", "resnet15", "resnet2", "vgg16", "ResNet50", "resnet50x"])
-def test_unknown_model_names_are_refused(name):
-    with pytest.raises(ValueError, match="resnet{6n\\+2}"):
+@pytest.mark.parametrize("name, hint", [
+    ("resnet", "is a family"), ("resnet15", r"resnet depths are resnet\{6n\+2\} with n >= 1, e.g. resnet26"),
+    ("resnet2", r"resnet\{6n\+2\}"), ("vgg16", "such as resnet110, lm_resnet56 or hamiltonian74"),
+    ("ResNet50", "python -m experiments.models lists them all"), ("resnet50x", "use a preset or a depth name")])
+def test_unknown_model_names_are_refused_in_under_200_characters(name, hint):
+    with pytest.raises(ValueError, match=hint) as refused:
         build_model(name)
+    assert len(str(refused.value)) < 200 - len("error: --model: ")
 
 
 def test_stages_widths_and_step_size():

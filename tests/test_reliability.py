@@ -98,14 +98,6 @@ def test_a_corrupt_checkpoint_is_named_as_corrupt(tmp_path):
         records.load_model(str(path))
 
 
-def test_a_mixed_float16_baseline_restarts_its_learning_rate(tmp_path, tiny_cifar10):
-    """A restart zeroes the momentum in place; under mixed_float16 the optimizer is Keras' loss-scale wrapper."""
-    config = tiny_config(tmp_path / "run", tiny_cifar10, model="resnet8", start_blocks=(), epochs=2,
-                         interpolate_at=(1,), mixed_precision="mixed_float16", deterministic=False)
-    results = train(config, verbose=0, log=lambda line: None)
-    assert results["status"] == "finished" and len(results["cycles"]) == 2
-
-
 KILL_SCRIPT = """
 import json, os, sys
 import keras

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ml_resnet_tf import build_model
-from ml_resnet_tf.runs import parts, records
+from ml_resnet_tf.runs import parts, records, schema
 from ml_resnet_tf.runs.records import RunError
 from ml_resnet_tf.training.config import TrainConfig
 from ml_resnet_tf.training.trainer import train
@@ -63,7 +63,8 @@ def resume_error(run, tiny_cifar10):
 def test_every_part_carries_its_run_and_epoch(finished):
     run = finished
     found = results(run)
-    assert found["schema_version"] == 6 and len(found["run_id"]) == 32 and found["family"] == "resnet"
+    assert found["schema_version"] == schema.SCHEMA_VERSION == 7
+    assert len(found["run_id"]) == 32 and found["family"] == "resnet"
     for name, epoch in ((found["checkpoint"], 1), ("model.keras", 1)):
         model = records.load_model(str(run / name))
         assert model.provenance == {"run_id": found["run_id"], "epoch": epoch}

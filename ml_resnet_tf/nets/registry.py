@@ -163,6 +163,8 @@ def _parse(name: str):
         depth, per_stage = int(match.group(2)), family.layers_per_block * STAGES
         if depth >= per_stage + 2 and (depth - 2) % per_stage == 0:
             return family, ((depth - 2) // per_stage,) * STAGES, family.widths
+        raise ValueError(f"unknown model {name!r}: {family.name} depths are {family.name}{{{per_stage}n+2}} with "
+                         f"n >= 1, e.g. {family.name}{4 * per_stage + 2} (python -m experiments.models lists presets)")
     # Short, because it ends a binary in one line: the long list is one command away.
     raise ValueError(f"unknown model {name!r}: use a preset or a depth name such as resnet110, lm_resnet56 or "
                      "hamiltonian74 (python -m experiments.models lists them all)")
