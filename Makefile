@@ -20,7 +20,7 @@ install: $(VENV)/.installed
 # fill two cores. More workers only multiply TensorFlow's memory.
 TEST_WORKERS ?= 2
 test: $(VENV)/.installed lint
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=15
 
 # The suite less the tests marked slow: a quick check while editing; CI runs everything.
 test-fast: $(VENV)/.installed lint
