@@ -39,13 +39,22 @@ from ml_resnet_tf.runs import records
 flags.DEFINE_integer("cycle_epochs", 3, "Epochs per cycle (three cycles); the paper's are 60, 50 and 50.")
 flags.DEFINE_bool("budget", False, "Also train the last-cycle model on its own schedule for the multi-level run's "
                                     "block-epochs.")
+flags.DEFINE_list("cycle_split", [], "Epochs of each of the three cycles, e.g. 2,3,4 (the budget split between "
+                                    "cycles); instead of --cycle_epochs.")
 flags.DEFINE_enum("protocol", "headline", ["headline", "paper"], "headline: ResNet-26 in three --cycle_epochs cycles; "
                   "paper: Section 5.2's ResNet-50-i against ResNet-50, 160 epochs restarting at 60 and 110.")
 flags.register_validator("cycle_epochs", lambda n: n >= 1, "--cycle_epochs must be at least 1")
-flags.register_multi_flags_validator(["protocol", "cycle_epochs"],
-                                     lambda v: v["protocol"] == "headline" or v["cycle_epochs"] == 3,
-                                     "--cycle_epochs cannot act on --protocol=paper, whose cycles are 60, 50 and 50 "
-                                     "epochs: drop it (--scale shrinks them)")
+flags.register_validator("cycle_split",
+                         lambda v: not v or (len(v) == 3 and all(x.isdigit() and int(x) >= 1 for x in v)),
+                         "--cycle_split takes three positive whole numbers of epochs, e.g. 2,3,4")
+flags.register_multi_flags_validator(["cycle_split", "cycle_epochs"],
+                                     lambda v: not v["cycle_split"] or v["cycle_epochs"] == 3,
+                                     "--cycle_split and --cycle_epochs both set the cycles: give one")
+flags.register_multi_flags_validator(["protocol", "cycle_epochs", "cycle_split"],
+                                     lambda v: v["protocol"] == "headline" or (v["cycle_epochs"] == 3
+                                                                                and not v["cycle_split"]),
+                                     "--cycle_epochs and --cycle_split cannot act on --protocol=paper, whose cycles "
+                                     "are 60, 50 and 50 epochs: drop them (--scale shrinks them)")
 FLAGS = flags.FLAGS
 NETS = {"headline": "ResNet-26", "paper": "ResNet-50-i against ResNet-50, Section 5.2"}
 
@@ -59,9 +68,11 @@ def main(argv):
         plan = dataclasses.replace(plan, extra=headline_flags.extra(FLAGS)[0],
                                    multilevel_extra=headline_flags.extra(FLAGS)[1])
     else:
-        label = headline_flags.label(FLAGS) + f"-cycle{FLAGS.cycle_epochs}"
+        split = tuple(int(x) for x in FLAGS.cycle_split)
+        label = headline_flags.label(FLAGS) + ("-split" + "-".join(map(str, split)) if split
+                                               else f"-cycle{FLAGS.cycle_epochs}")
         plan = headline.Plan(os.path.join(FLAGS.runs_dir, f"headline{label}"), tuple(FLAGS.rules), FLAGS.seeds,
-                             FLAGS.cycle_epochs, FLAGS.budget, *headline_flags.extra(FLAGS))
+                             FLAGS.cycle_epochs, FLAGS.budget, *headline_flags.extra(FLAGS), cycles=split)
     planned = headline.runs(plan)
     with common.one_line_errors():
         results_dir = common.output_folder(FLAGS.results_dir, "--results_dir")

@@ -127,6 +127,9 @@ CASES = {
         (["--seeds=0"], "--seeds must be between 1 and 100"),
         (["--cycle_epochs=0"], "--cycle_epochs must be at least 1"),
         (["--bn_reestimate=-1"], "--bn_reestimate must not be negative"),
+        (["--cycle_split=2,3"], "--cycle_split takes three positive whole numbers of epochs"),
+        (["--cycle_split=2,3,4", "--cycle_epochs=5"], "--cycle_split and --cycle_epochs both set the cycles"),
+        (["--protocol=paper", "--cycle_epochs=5"], "cannot act on --protocol=paper, whose cycles are 60, 50 and 50"),
     ],
     "experiments.headline_curve": [
         (["--cycle_lengths=2,x"], "--cycle_lengths takes positive whole numbers of epochs"),

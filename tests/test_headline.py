@@ -148,3 +148,14 @@ def test_the_papers_protocol_is_section_5_2_and_its_flags_make_valid_runs():
         assert made.model == "resnet50" and made.run_epochs in (160, 90)
     assert made.num_interpolations == 0 and config.from_flags(
         {**values.flag_values_dict(), "start_blocks": ["2", "2", "2"]}).num_interpolations == 2
+
+
+def test_a_budget_split_between_cycles_names_its_runs_and_its_budget(tmp_path):
+    plan = headline.Plan("r", ("zero",), cycles=(2, 3, 4), budget=True)
+    assert plan.lengths == (2, 3, 4) and headline.budget_epochs(plan) == 6  # (2*3 + 3*6 + 4*12) / 12
+    baseline, multilevel, budget = headline.runs(plan)
+    assert baseline.flags[-2:] == ["--epochs=9", "--interpolate_at=2,5"] and "--epochs=9" in multilevel.flags
+    root = tmp_path / "runs" / "headline-subset2000-split2-3-4" / "seed0"
+    write_run(root / "baseline", BASELINE, LADDER[2:] * 3, [4.0] * 9)
+    write_run(root / "multilevel-copy", MULTILEVEL, LADDER, [1.0] * 3 + [2.0] * 3 + [4.0] * 3, interpolations=CHANGES)
+    assert "| copy | 1 | 70.00% ± 0.00 |" in headline_run(tmp_path, "--cycle_split=2,3,4").stdout
