@@ -117,6 +117,15 @@ def make_strategy(name: str):
         raise ValueError(f"cannot start the {name} strategy: {first_line}") from None
 
 
+def device_kind() -> str:
+    """``cpu``, ``gpu`` or ``tpu``: what this process trains on, which decides what its CPU clock means
+    (``analysis.savings.clock``); ``unknown`` where the backend cannot list its devices (torch)."""
+    try:
+        return keras.distribution.list_devices()[0].split(":")[0].lower()
+    except (AttributeError, NotImplementedError, RuntimeError, IndexError):
+        return "unknown"
+
+
 def is_chief() -> bool:
     """Whether this process writes the run: always, except a non-chief worker of a ``TF_CONFIG`` cluster.
 

@@ -98,7 +98,7 @@ def train(config: TrainConfig, callbacks=(), verbose: int = 1, log=print, chief:
         record.check_checkpoint()  # a foreign part is refused before this process writes anything
         record.results["sessions"].append({"from_epoch": record.epochs_done, "backend": keras.backend.backend(),
                                            "keras": keras.__version__, "replicas": strategy.num_replicas_in_sync,
-                                           "device": keras.distribution.list_devices()[0].split(":")[0].lower()})
+                                           "device": distribute.device_kind()})
         record.save()  # results.json before anything else: from here on a kill leaves a run that resumes
         previous_policy = keras.config.dtype_policy()
         keras.config.set_dtype_policy(config.mixed_precision)
