@@ -196,6 +196,7 @@ def test_multilevel_memory_efficient_hamiltonian_trains_resumes_and_records(tmp_
 JAX_SCRIPT = """
 import json, sys
 import jax, keras, numpy as np
+from ml_resnet_tf.bench import timing
 from ml_resnet_tf.nets import registry
 assert keras.backend.backend() == "jax"
 rng = np.random.default_rng(0)
@@ -217,7 +218,9 @@ for family in sys.argv[1].split(","):
     (l0, g0, s0), (l1, g1, s1) = results
     efficient.compile(keras.optimizers.SGD(0.05), loss)
     fitted = efficient.fit(x, y, batch_size=4, verbose=0).history["loss"][-1]
-    report[family] = {"loss": [l0, l1], "relative": float(np.linalg.norm(g0 - g1) / np.linalg.norm(g0)),
+    compiled = timing.compiled_step_memory(efficient, x, y)
+    report[family] = {"compiled": compiled, "weight_bytes": 4 * efficient.count_params(),
+                      "loss": [l0, l1], "relative": float(np.linalg.norm(g0 - g1) / np.linalg.norm(g0)),
                       "statistics": max(float(np.abs(np.asarray(a) - np.asarray(b)).max()) for a, b in zip(s0, s1)),
                       "fit_loss": float(fitted)}
 print("RESULT", json.dumps(report))
@@ -235,6 +238,8 @@ def test_memory_efficient_gradients_equal_autodiff_under_jax(tmp_path):
         assert r["loss"][1] == pytest.approx(r["loss"][0], rel=1e-5), family
         assert r["relative"] < 1e-4, (family, r)
         assert r["statistics"] < 1e-5 and np.isfinite(r["fit_loss"]), (family, r)
+        # XLA's account of the compiled step: its arguments hold at least every weight, and it needs scratch
+        assert r["compiled"]["argument_bytes"] >= r["weight_bytes"] and r["compiled"]["temp_bytes"] > 0, family
 
 
 def test_memory_bench_reports_both_modes_and_the_targets(tmp_path):

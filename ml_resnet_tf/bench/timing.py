@@ -203,7 +203,27 @@ def training_memory(family: str, blocks, memory_efficient: bool, batch_size: int
     return {"family": family, "blocks": "-".join(map(str, blocks)), "memory_efficient": memory_efficient,
             "params": odenet.trainable_params(model), "built_bytes": built, "before_bytes": before, "peak_bytes": peak,
             "step_bytes": peak - before,
-            "memory_source": source, "step_seconds": summary(times)}
+            "memory_source": source, "step_seconds": summary(times), "compiled": compiled_step_memory(model, x, labels)}
+
+
+def compiled_step_memory(model: keras.Model, x, y) -> dict | None:
+    """XLA's own account of one compiled training step, under JAX (None elsewhere).
+
+    ``temp_bytes`` is the scratch memory the compiled step needs beyond its arguments and outputs:
+    the activations kept for the backward pass and the gradients. It is what a GPU's allocator would
+    have to hold during the step, read from the compiler, not from a process whose resident set also
+    holds the compiler, its caches and the Python heap. The step is Keras' own ``train_step`` on the
+    model's current state, lowered once more for ``x`` and ``y``."""
+    if keras.backend.backend() != "jax":
+        return None
+    import jax
+
+    state = tuple([v.value for v in variables] for variables in (
+        model.trainable_variables, model.non_trainable_variables, model.optimizer.variables,
+        model.metrics_variables))
+    analysis = jax.jit(model.train_step).lower(state, (x, y)).compile().memory_analysis()
+    return {"temp_bytes": int(analysis.temp_size_in_bytes), "argument_bytes": int(analysis.argument_size_in_bytes),
+            "output_bytes": int(analysis.output_size_in_bytes)}
 
 
 def expected_skipped(blocks, last_survival: float) -> float:
